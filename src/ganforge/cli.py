@@ -1,0 +1,129 @@
+"""Command line: thin. Parse -> Config -> call the library. User errors print one line and exit 2."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import GanforgeError
+
+
+def _train(a: argparse.Namespace) -> None:
+    from .training.loop import train
+
+    overrides = list(a.set or [])
+    if a.device:
+        overrides.append(f"train.device={a.device}")
+    if a.resume:
+        if a.config:
+            raise GanforgeError("give either a preset/config or --resume RUN_DIR, not both")
+        run_dir = train(resume=a.resume, overrides=overrides, minutes=a.minutes, progress=not a.quiet)
+    else:
+        run_dir = train(a.config, overrides=overrides, out=a.out, minutes=a.minutes, progress=not a.quiet)
+    print(f"run directory: {run_dir}")
+
+
+def _sample(a: argparse.Namespace) -> None:
+    from .sampling import load, save_samples
+
+    if a.n <= 0:
+        raise GanforgeError(f"--n must be positive, got {a.n}")
+    g = load(a.run_dir, device=a.device)
+    x = g.sample(a.n, seed=a.seed, truncation=a.truncation)
+    out = save_samples(x, g.kind, a.out)
+    print(f"wrote {a.n} samples to {out}")
+
+
+def _eval(a: argparse.Namespace) -> None:
+    import json
+
+    from .evaluation import evaluate_target
+
+    metrics = [m for m in (a.metrics or "").split(",") if m] or None
+    results = evaluate_target(a.target, metrics, n=a.n, seed=a.seed, device=a.device, data_overrides=a.set)
+    for name, r in results.items():
+        vals = "  ".join(f"{k}={v:.6g}" for k, v in r.values.items())
+        print(f"{name:10s} {vals}")
+    if a.json:
+        Path(a.json).write_text(json.dumps({k: {"values": r.values, "protocol": r.protocol}
+                                            for k, r in results.items()}, indent=2))
+        print(f"wrote {a.json}")
+
+
+def _presets(a: argparse.Namespace) -> None:
+    from .config import load_preset, preset_names
+
+    for name in preset_names():
+        cfg = load_preset(name)
+        print(f"{name:10s} {cfg.description}")
+
+
+def _report(a: argparse.Namespace) -> None:
+    from .report import write_report
+
+    out = write_report(a.run_dir, a.out)
+    print(f"wrote {out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ganforge", description="Train, evaluate and sample GANs.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    t = sub.add_parser("train", help="train a GAN (default preset: digits)")
+    t.add_argument("config", nargs="?", default=None, help="preset name (see `ganforge presets`) or CONFIG.yaml")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. train.kimg=50")
+    t.add_argument("--out", help="run directory (default runs/<preset>-NNN)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue a run (or a checkpoints/ckpt-*.pt) exactly")
+    t.add_argument("--minutes", type=float, help="stop cleanly after this much wall time (checkpoint + export)")
+    t.add_argument("--device", help="shorthand for --set train.device=...")
+    t.add_argument("--quiet", action="store_true", help="no progress display")
+    t.set_defaults(fn=_train)
+
+    s = sub.add_parser("sample", help="sample a trained generator (no dataset needed)")
+    s.add_argument("run_dir")
+    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--out", required=True, help="OUT.npz | OUT.png | DIR")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--truncation", type=float, default=None)
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(fn=_sample)
+
+    e = sub.add_parser("eval", help="metrics of a run or a samples .npz against its dataset")
+    e.add_argument("target", help="RUN_DIR or SAMPLES.npz")
+    e.add_argument("--metrics", help="comma-separated metric names (default: the dataset's sensible set)")
+    e.add_argument("--n", type=int, default=None, help="number of generated samples (and real items)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--set", action="append", metavar="data.KEY=VALUE", help="which dataset to compare with")
+    e.add_argument("--json", help="also write the results with their protocols to this file")
+    e.set_defaults(fn=_eval)
+
+    r = sub.add_parser("report", help="one self-contained HTML report of a run")
+    r.add_argument("run_dir")
+    r.add_argument("--out", default=None, help="HTML path (default RUN_DIR/report.html)")
+    r.set_defaults(fn=_report)
+
+    pr = sub.add_parser("presets", help="list the built-in presets")
+    pr.set_defaults(fn=_presets)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except GanforgeError as e:
+        print(f"ganforge: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ganforge: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        from .training import distributed
+
+        distributed.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""The dataset contract: every loader returns a `Data` (tensors in memory) built from a `DataConfig`.
+
+Images are uint8 [N, C, H, W]; vectors are float32 [N, D]. Conversion to the range the models see happens
+in ONE place: `to_model_range` / `from_model_range`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..registry import Registry
+
+DATASETS: Registry[Callable[..., "Data"]] = Registry("dataset")
+
+
+@dataclass
+class Data:
+    x: torch.Tensor                      # uint8 [N, C, H, W] (kind "image") or float32 [N, D] (kind "vector")
+    kind: str                            # "image" | "vector"
+    name: str                            # registry name (or a descriptive name)
+    labels: torch.Tensor | None = None   # int64 [N] class labels, when the data has them
+    class_names: list[str] | None = None
+    info: dict = field(default_factory=dict)  # provenance: files read, preprocessing, skipped items, ...
+
+    def __post_init__(self) -> None:
+        assert self.kind in ("image", "vector"), self.kind
+        if self.kind == "image":
+            assert self.x.dtype == torch.uint8 and self.x.ndim == 4, (self.x.dtype, self.x.shape)
+        else:
+            assert self.x.dtype == torch.float32 and self.x.ndim == 2, (self.x.dtype, self.x.shape)
+        if self.labels is not None:
+            assert self.labels.shape == (self.x.shape[0],), (self.labels.shape, self.x.shape)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one item: (C, H, W) or (D,)."""
+        return tuple(self.x.shape[1:])
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+
+def to_model_range(x: torch.Tensor, kind: str) -> torch.Tensor:
+    """Stored data -> what D sees: uint8 images -> float in [-1, 1]; vectors pass through as float."""
+    if kind == "image":
+        return x.float().mul_(1 / 127.5).sub_(1.0)
+    return x.float()
+
+
+def from_model_range(x: torch.Tensor, kind: str) -> torch.Tensor:
+    """G's output -> stored form: images in [-1, 1] -> uint8 (round half up, as StyleGAN2-ADA); vectors -> float32."""
+    if kind == "image":
+        return (x.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    return x.float()
+
+
+def cache_dir(cfg_cache_dir: str = "") -> Path:
+    """Download / preprocessed-data cache: data.cache_dir, else $GANFORGE_CACHE, else ~/.cache/ganforge."""
+    p = cfg_cache_dir or os.environ.get("GANFORGE_CACHE") or os.path.join(Path.home(), ".cache", "ganforge")
+    return Path(p).expanduser()

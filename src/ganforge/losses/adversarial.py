@@ -1,0 +1,54 @@
+"""Adversarial losses as pure functions of D's logits (named honestly).
+
+Each entry gives `d(real_logits, fake_logits, smoothing)` and `g(fake_logits)`, both returning a scalar mean.
+With D(x) = sigmoid(l):
+  minimax        D: -log D(x) - log(1 - D(G(z)))    G:  log(1 - D(G(z))) = -softplus(l_f)  (Goodfellow et al. 2014,
+                 the original *saturating* game; its G gradient vanishes when D confidently rejects fakes)
+  nonsaturating  D: as minimax                      G: -log D(G(z)) = softplus(-l_f)      (the paper's practical fix)
+  wasserstein    D: E[l_f] - E[l_r] (+ gradient penalty, lambda = 10; Gulrajani et al. 2017)   G: -E[l_f]
+  hinge          D: E[relu(1 - l_r)] + E[relu(1 + l_f)]   G: -E[l_f]                    (Lim & Ye 2017; Miyato et al. 2018)
+  least-squares  D: 1/2 E[(l_r - 1)^2] + 1/2 E[l_f^2]     G: 1/2 E[(l_f - 1)^2]         (Mao et al. 2017, a=0, b=1, c=1)
+One-sided label smoothing (Salimans et al. 2016) replaces the real target 1 by 1 - s.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..registry import Registry
+
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class AdversarialLoss:
+    d: Callable[[Tensor, Tensor, float], Tensor]
+    g: Callable[[Tensor], Tensor]
+    default_gp: float = 0.0         # gradient-penalty weight used when loss.gp_weight = -1
+    smoothing: bool = True          # whether one-sided label smoothing is defined for this loss
+    probability: bool = True        # whether sigmoid(logit) is D's probability that x is real
+
+
+LOSSES: Registry[AdversarialLoss] = Registry("loss")
+
+
+def _bce_d(real: Tensor, fake: Tensor, s: float) -> Tensor:
+    # BCE with target (1 - s) on real, 0 on fake: -(1-s) log s(l) - s log(1 - s(l)) - log(1 - s(l_f))
+    real_term = F.softplus(-real) if s == 0 else (1 - s) * F.softplus(-real) + s * F.softplus(real)
+    return real_term.mean() + F.softplus(fake).mean()
+
+
+LOSSES.register("minimax")(AdversarialLoss(d=_bce_d, g=lambda fake: -F.softplus(fake).mean()))
+LOSSES.register("nonsaturating")(AdversarialLoss(d=_bce_d, g=lambda fake: F.softplus(-fake).mean()))
+LOSSES.register("wasserstein")(AdversarialLoss(
+    d=lambda real, fake, s: fake.mean() - real.mean(), g=lambda fake: -fake.mean(),
+    default_gp=10.0, smoothing=False, probability=False))
+LOSSES.register("hinge")(AdversarialLoss(
+    d=lambda real, fake, s: F.relu(1 - real).mean() + F.relu(1 + fake).mean(), g=lambda fake: -fake.mean(),
+    smoothing=False, probability=False))
+LOSSES.register("least-squares")(AdversarialLoss(
+    d=lambda real, fake, s: 0.5 * ((real - (1 - s)) ** 2).mean() + 0.5 * (fake ** 2).mean(),
+    g=lambda fake: 0.5 * ((fake - 1) ** 2).mean(), probability=False))

@@ -1,0 +1,108 @@
+"""The objective: the ONE place that runs the adversarial losses and calls backward().
+
+Models compute, the objective differentiates, the loop steps (StyleGAN2-ADA's loss.py split). Each phase
+returns detached statistics as a small device tensor, so the loop never synchronises with the host.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .adversarial import LOSSES, AdversarialLoss
+from .penalties import gradient_penalty, r1_penalty
+
+Tensor = torch.Tensor
+
+# Layout of the statistics vector that d_phase / g_phase fill (summed over steps, read once per tick).
+STAT_NAMES = ("loss_d", "loss_g", "d_real_logit", "d_fake_logit", "d_real", "d_fake", "penalty", "n_d", "n_g")
+STAT_INDEX = {k: i for i, k in enumerate(STAT_NAMES)}
+
+
+def pack(x: Tensor, m: int) -> Tensor:
+    """PacGAN packing (Lin et al. 2018): m consecutive samples become one D input, stacked along channels."""
+    if m == 1:
+        return x
+    return x.reshape(x.shape[0] // m, x.shape[1] * m, *x.shape[2:])
+
+
+@dataclass
+class Objective:
+    G: Callable[[Tensor], Tensor]          # possibly compiled forward of G
+    D: Callable[[Tensor], Tensor]          # possibly compiled forward of D
+    D_eager: Callable[[Tensor], Tensor]    # plain D module: double-backward penalties run here
+    loss: AdversarialLoss
+    smoothing: float
+    gp_weight: float
+    r1_gamma: float
+    pack: int
+    autocast: Callable[[], contextlib.AbstractContextManager]
+
+    @classmethod
+    def from_config(cls, cfg, G, D, D_eager, autocast) -> "Objective":
+        loss = LOSSES.get(cfg.loss.name)
+        gp = loss.default_gp if cfg.loss.gp_weight < 0 else cfg.loss.gp_weight
+        return cls(G=G, D=D, D_eager=D_eager, loss=loss, smoothing=cfg.loss.label_smoothing, gp_weight=gp,
+                   r1_gamma=cfg.loss.r1_gamma, pack=cfg.model.pack, autocast=autocast)
+
+    @staticmethod
+    def _noise(x: Tensor, std: float, gen: torch.Generator | None) -> Tensor:
+        """Instance noise (Sonderby et al. 2016): x + N(0, std^2)."""
+        if std <= 0:
+            return x
+        from ..training.distributed import randn_local
+
+        return x + std * randn_local(tuple(x.shape), gen, x.device, x.dtype)
+
+    def d_phase(self, real: Tensor, z: Tensor, stats: Tensor, noise_std: float = 0.0,
+                gen: torch.Generator | None = None) -> None:
+        """Accumulate D's gradients for one minibatch: real [B, ...] in model range, z [B, z_dim]."""
+        with self.autocast():
+            with torch.no_grad():
+                fake = self.G(z)
+            real_in = self._noise(real, noise_std, gen)
+            fake_in = self._noise(fake, noise_std, gen).to(real_in.dtype)
+            if self.r1_gamma > 0:
+                real_in = real_in.detach().requires_grad_(True)
+            real_logits = self.D(pack(real_in, self.pack)).float()
+            fake_logits = self.D(pack(fake_in, self.pack)).float()
+            loss = self.loss.d(real_logits, fake_logits, self.smoothing)
+            penalty = torch.zeros((), device=real.device)
+            if self.gp_weight > 0:
+                penalty = penalty + self.gp_weight * gradient_penalty(
+                    self.D_eager, pack(real_in.detach(), self.pack), pack(fake_in, self.pack), gen)
+            if self.r1_gamma > 0:
+                penalty = penalty + 0.5 * self.r1_gamma * r1_penalty(real_logits, real_in)
+        (loss + penalty).backward()
+        with torch.no_grad():
+            rl, fl = real_logits.detach(), fake_logits.detach()
+            upd = torch.stack([loss.detach(), torch.zeros_like(loss), rl.mean(), fl.mean(),
+                               torch.sigmoid(rl).mean(), torch.sigmoid(fl).mean(), penalty.detach(),
+                               torch.ones_like(loss), torch.zeros_like(loss)])
+            stats.add_(upd)
+
+    def g_phase(self, z: Tensor, stats: Tensor, noise_std: float = 0.0, gen: torch.Generator | None = None) -> None:
+        """Accumulate G's gradients for one minibatch of latents z [B, z_dim]."""
+        with self.autocast():
+            fake = self._noise(self.G(z), noise_std, gen)
+            fake_logits = self.D(pack(fake, self.pack)).float()
+            loss = self.loss.g(fake_logits)
+        loss.backward()
+        with torch.no_grad():
+            z0 = torch.zeros_like(loss)
+            stats.add_(torch.stack([z0, loss.detach(), z0, z0, z0, z0, z0, z0, torch.ones_like(loss)]))
+
+
+def summarize(stats: Tensor, probability: bool) -> dict[str, float]:
+    """Summed stats (one host read per tick) -> means per phase."""
+    s = stats.double().cpu().tolist()
+    nd, ng = max(s[STAT_INDEX["n_d"]], 1), max(s[STAT_INDEX["n_g"]], 1)
+    out = {
+        "loss_d": s[0] / nd, "loss_g": s[1] / ng, "d_real_logit": s[2] / nd, "d_fake_logit": s[3] / nd,
+        "penalty": s[6] / nd,
+    }
+    if probability:
+        out["d_real"], out["d_fake"] = s[4] / nd, s[5] / nd
+    return out

@@ -1,0 +1,58 @@
+"""MLP generator and discriminator for vector data (toy 2-D sets, user vectors)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import GanforgeError
+from .base import MODELS, ModelFamily, maybe_sn
+
+
+class MLPGenerator(nn.Module):
+    def __init__(self, z_dim: int, out_dim: int, width: int, depth: int, norm: str):
+        super().__init__()
+        layers: list[nn.Module] = []
+        d = z_dim
+        for _ in range(depth):
+            layers += [nn.Linear(d, width, bias=norm != "batch")]
+            if norm == "batch":
+                layers.append(nn.BatchNorm1d(width))
+            layers.append(nn.ReLU())
+            d = width
+        layers.append(nn.Linear(d, out_dim))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:  # [N, z_dim] -> [N, D]
+        return self.net(z)
+
+
+class MLPDiscriminator(nn.Module):
+    def __init__(self, in_dim: int, width: int, depth: int, norm: str):
+        super().__init__()
+        layers: list[nn.Module] = []
+        d = in_dim
+        for _ in range(depth):
+            layers.append(maybe_sn(nn.Linear(d, width), norm))
+            if norm == "batch":
+                layers.append(nn.BatchNorm1d(width))
+            layers.append(nn.LeakyReLU(0.2))
+            d = width
+        layers.append(maybe_sn(nn.Linear(d, 1), norm))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, pack * D] -> [N]
+        return self.net(x).squeeze(1)
+
+
+def _check(shape: tuple[int, ...]) -> int:
+    if len(shape) != 1:
+        raise GanforgeError(f"model.arch 'mlp' needs vector data, got items of shape {shape}")
+    return shape[0]
+
+
+MODELS.register("mlp")(ModelFamily(
+    generator=lambda m, shape: MLPGenerator(m.z_dim, _check(shape), m.g_width, m.depth, m.g_norm),
+    discriminator=lambda m, shape: MLPDiscriminator(_check(shape) * m.pack, m.d_width, m.depth, m.d_norm),
+    kind="vector",
+    describe="MLP G and D (depth hidden layers of width units; ReLU in G, LeakyReLU(0.2) in D)",
+))

@@ -1,0 +1,125 @@
+"""Sampling without the dataset or the training code path: `load(run_dir)` -> Generator -> `.sample(n, seed)`."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import ModelConfig
+from .data.base import from_model_range
+from .errors import GanforgeError
+from .models import MODELS
+from .models.base import sample_prior
+
+
+@torch.no_grad()
+def generate(G: torch.nn.Module, mcfg: ModelConfig, kind: str, n: int, seed: int = 0, device="cpu",
+             truncation: float | None = None, batch: int = 256) -> torch.Tensor:
+    """n samples in stored form (uint8 [n, C, H, W] or float32 [n, D]) on the CPU.
+
+    Latents are drawn on the CPU from `seed` in one go, so the result does not depend on `batch` or device.
+    """
+    z = sample_prior(n, mcfg.z_dim, mcfg.prior, torch.Generator().manual_seed(seed), truncation=truncation)
+    out = [from_model_range(G(z[i: i + batch].to(device)), kind).cpu() for i in range(0, n, batch)]
+    return torch.cat(out) if out else torch.empty(0)
+
+
+@dataclass
+class Generator:
+    """A trained generator, loaded from RUN_DIR/generator (model.safetensors + config.json)."""
+
+    net: torch.nn.Module
+    model: ModelConfig
+    kind: str                  # "image" | "vector"
+    shape: tuple[int, ...]     # one item: (C, H, W) or (D,)
+    meta: dict
+    device: torch.device
+
+    def sample(self, n: int, seed: int = 0, truncation: float | None = None, batch: int = 256) -> np.ndarray:
+        """n samples: images as uint8 [n, H, W, C], vectors as float32 [n, D]. Same seed, same samples."""
+        x = generate(self.net, self.model, self.kind, n, seed, self.device, truncation, batch)
+        return x.permute(0, 2, 3, 1).numpy() if self.kind == "image" else x.numpy().astype(np.float32)
+
+    def sample_tensor(self, n: int, seed: int = 0, truncation: float | None = None) -> torch.Tensor:
+        """Like `sample` but in dataset layout: uint8 [n, C, H, W] or float32 [n, D]."""
+        return generate(self.net, self.model, self.kind, n, seed, self.device, truncation)
+
+    @torch.no_grad()
+    def interpolate(self, steps: int = 8, seed: int = 0, seed_to: int = 1) -> np.ndarray:
+        """Samples along the path between the latents of two seeds (slerp for a normal prior, lerp for uniform)."""
+        z0 = sample_prior(1, self.model.z_dim, self.model.prior, torch.Generator().manual_seed(seed))
+        z1 = sample_prior(1, self.model.z_dim, self.model.prior, torch.Generator().manual_seed(seed_to))
+        t = torch.linspace(0, 1, steps)[:, None]
+        if self.model.prior == "normal":
+            omega = torch.arccos((z0 / z0.norm() * z1 / z1.norm()).sum().clamp(-1, 1))
+            so = torch.sin(omega)
+            z = (torch.sin((1 - t) * omega) / so) * z0 + (torch.sin(t * omega) / so) * z1 if so > 1e-6 \
+                else (1 - t) * z0 + t * z1
+        else:
+            z = (1 - t) * z0 + t * z1
+        x = from_model_range(self.net(z.to(self.device)), self.kind).cpu()
+        return x.permute(0, 2, 3, 1).numpy() if self.kind == "image" else x.numpy()
+
+
+def load(run_dir: str | Path, device: str = "cpu") -> Generator:
+    """Load the exported generator of a run (RUN_DIR or RUN_DIR/generator)."""
+    from safetensors.torch import load_file
+
+    p = Path(run_dir)
+    gdir = p if (p / "config.json").is_file() else p / "generator"
+    if not p.exists():
+        raise GanforgeError(f"run directory {str(p)!r} not found")
+    if not (gdir / "config.json").is_file() or not (gdir / "model.safetensors").is_file():
+        raise GanforgeError(f"{str(p)!r} has no exported generator (expected {gdir}/model.safetensors and "
+                            "config.json); train it first, or resume it so that a tick exports one")
+    try:
+        meta = json.loads((gdir / "config.json").read_text())
+        mcfg = ModelConfig(**meta["model"])
+        kind, shape = meta["data"]["kind"], tuple(meta["data"]["shape"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise GanforgeError(f"{gdir / 'config.json'} is damaged or not a ganforge generator ({e})") from None
+    net = MODELS.get(mcfg.arch).generator(mcfg, shape)
+    try:
+        sd = load_file(str(gdir / "model.safetensors"))
+        net.load_state_dict(sd)
+    except Exception as e:
+        raise GanforgeError(f"{gdir / 'model.safetensors'} is damaged or does not match config.json "
+                            f"({type(e).__name__})") from None
+    dev = torch.device(device)
+    return Generator(net=net.to(dev).eval(), model=mcfg, kind=kind, shape=shape, meta=meta, device=dev)
+
+
+def save_samples(x: np.ndarray, kind: str, out: str | Path) -> Path:
+    """Write samples as .npz (`images` uint8 [N,H,W,C] or `samples` float32 [N,D]), one .png grid, or a folder of PNGs."""
+    from PIL import Image
+
+    from .training.checkpoint import atomic_write
+    from .training.visuals import image_grid, save_scatter
+
+    out = Path(out)
+    if out.suffix == ".npz":
+        key = "images" if kind == "image" else "samples"
+        import io
+
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **{key: x})
+        atomic_write(out, lambda f: f.write(buf.getvalue()))
+    elif out.suffix == ".png":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if kind == "image":
+            image_grid(torch.from_numpy(x).permute(0, 3, 1, 2)).save(out)
+        else:
+            save_scatter(x, None, out)
+    elif out.suffix == "":
+        if kind != "image":
+            raise GanforgeError(f"--out {str(out)!r}: a folder of PNGs needs image samples; use .npz for vectors")
+        out.mkdir(parents=True, exist_ok=True)
+        c = x.shape[-1]
+        for i, img in enumerate(x):
+            Image.fromarray(img[..., 0] if c == 1 else img).save(out / f"{i:06d}.png")
+    else:
+        raise GanforgeError(f"--out {str(out)!r}: use a .npz file, a .png grid, or a folder name")
+    return out

@@ -1,0 +1,352 @@
+"""The training loop: one readable function, top to bottom (nanoGPT train.py, StyleGAN2-ADA training_loop.py).
+
+  setup (config, data on the device, G/D/G_ema, optimisers, RNG) -> [resume] ->
+  repeat: k x (D step) ; G step ; EMA ; every tick: stats line, sample grid, checkpoint, export, metrics
+  until train.kimg is reached, the --minutes budget runs out, or Ctrl-C (all three end with a checkpoint + export).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..config import Config, from_dict, save_yaml, set_key, parse_override, to_dict, validate
+from ..data import Data, build_dataset, from_model_range, to_model_range
+from ..errors import GanforgeError
+from ..losses import LOSSES
+from ..losses.objective import STAT_NAMES, Objective, summarize
+from ..models import build_models
+from ..models.base import sample_prior
+from . import distributed as dist
+from .checkpoint import export_generator, list_checkpoints, load_checkpoint, resolve_resume, save_checkpoint
+from .ema import ema_beta, ema_update
+from .progress import Progress
+from .schedules import noise_std
+from .visuals import save_image_grid, save_scatter
+
+RESUME_FROZEN = ("data.", "model.")  # changing these would not be a continuation of the same run
+
+
+class DeviceSampler:
+    """Minibatches from a device-resident tensor through a device-side permutation: no DataLoader, no host sync.
+
+    `batch` is the global batch; each process keeps its own slice of it (distributed.local_slice).
+    """
+
+    def __init__(self, x: torch.Tensor, batch: int, gen: torch.Generator):
+        if batch > x.shape[0]:
+            raise GanforgeError(f"train.batch ({batch}) is larger than the dataset ({x.shape[0]} items); "
+                                "lower train.batch or use more data")
+        self.x, self.batch, self.gen = x, batch, gen
+        self.perm = torch.randperm(x.shape[0], generator=gen, device=x.device)
+        self.pos = 0
+
+    def next(self) -> torch.Tensor:
+        if self.pos + self.batch > self.perm.shape[0]:  # new epoch; the remainder is dropped
+            self.perm = torch.randperm(self.x.shape[0], generator=self.gen, device=self.x.device)
+            self.pos = 0
+        idx = dist.local_slice(self.perm[self.pos: self.pos + self.batch])
+        self.pos += self.batch
+        return self.x[idx]
+
+    def state_dict(self) -> dict:
+        return {"perm": self.perm.cpu(), "pos": self.pos}
+
+    def load_state_dict(self, s: dict) -> None:
+        self.perm, self.pos = s["perm"].to(self.x.device), int(s["pos"])
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise GanforgeError(f"train.device={name}: CUDA is not available here; use --device cpu")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise GanforgeError("train.device=mps: MPS is not available here; use --device cpu")
+    return torch.device(name)
+
+
+def make_optimizer(ocfg, which: str, params, device: torch.device) -> torch.optim.Optimizer:
+    lr = getattr(ocfg, f"{which}_lr")
+    b1, b2 = getattr(ocfg, f"{which}_betas")
+    fused = {"fused": True} if device.type in ("cuda", "cpu") else {}
+    if ocfg.name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=(b1, b2), weight_decay=ocfg.weight_decay, **fused)
+    if ocfg.name == "sgd":  # momentum = beta1
+        return torch.optim.SGD(params, lr=lr, momentum=b1, weight_decay=ocfg.weight_decay, **fused)
+    if ocfg.name == "rmsprop":  # alpha = beta2, momentum = beta1 (WGAN used plain RMSprop: set betas [0, 0.99])
+        return torch.optim.RMSprop(params, lr=lr, alpha=b2, momentum=b1, weight_decay=ocfg.weight_decay)
+    raise AssertionError(ocfg.name)
+
+
+def new_run_dir(out: str | Path | None, name: str) -> Path:
+    if out:
+        run_dir = Path(out)
+        if list_checkpoints(run_dir) or (run_dir / "log.jsonl").exists():
+            raise GanforgeError(f"--out {str(run_dir)!r} already holds a run; continue it with "
+                                f"`ganforge train --resume {run_dir}` or choose another --out")
+    else:
+        root = Path("runs")
+        i = 0
+        while (root / f"{name}-{i:03d}").exists():
+            i += 1
+        run_dir = root / f"{name}-{i:03d}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+class _StopFlag:
+    """Ctrl-C asks the loop to stop at the next step boundary (a second Ctrl-C aborts at once)."""
+
+    def __init__(self):
+        self.set = False
+        self._old = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.set:
+            raise KeyboardInterrupt
+        self.set = True
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+def _maybe_compile(module: torch.nn.Module, enabled: bool):
+    if not enabled:
+        return module
+    try:
+        return torch.compile(module)
+    except Exception as e:  # pragma: no cover - depends on the platform's compiler
+        print(f"warning: torch.compile unavailable ({type(e).__name__}: {e}); training eagerly")
+        return module
+
+
+def train(config: Config | dict | str | None = None, *, overrides: list[str] | None = None,
+          out: str | Path | None = None, resume: str | Path | None = None, minutes: float | None = None,
+          progress: bool = True) -> Path:
+    """Train a GAN; returns the run directory. `resume` continues a run exactly where it stopped."""
+    from ..config import resolve
+
+    dist.init()
+    # ---- config and run directory -------------------------------------------------------------
+    state = None
+    if resume is not None:
+        run_dir, ckpt_path = resolve_resume(resume)
+        state = load_checkpoint(ckpt_path)
+        cfg = from_dict(state["config"], where=f"checkpoint {ckpt_path}")
+        for item in overrides or []:
+            key, value = parse_override(item)
+            if key.startswith(RESUME_FROZEN):
+                raise GanforgeError(f"--set {key}: data and model settings cannot change when resuming; "
+                                    "start a new run instead")
+            set_key(cfg, key, value, where=f"--set {key}")
+        validate(cfg)
+        # A resume from an older checkpoint moves the newer ones aside (never deleted).
+        newer = [p for p in list_checkpoints(run_dir) if p.name > ckpt_path.name]
+        if newer and dist.is_main():
+            aside = run_dir / "checkpoints" / "superseded"
+            aside.mkdir(exist_ok=True)
+            for p in newer:
+                p.rename(aside / p.name)
+    else:
+        cfg = resolve(config, overrides)
+        run_dir = new_run_dir(out, cfg.preset or "run") if dist.is_main() else None
+        run_dir = Path(dist.broadcast_object(str(run_dir) if run_dir else None))
+    world = dist.world_size()
+    t = cfg.train
+    if t.batch % world:
+        raise GanforgeError(f"train.batch ({t.batch}) must be divisible by the number of processes ({world})")
+    device = dist.device_for_rank(pick_device(t.device))
+
+    # ---- data, models, optimisers ---------------------------------------------------------------
+    data: Data = build_dataset(cfg.data)
+    x_dev = data.x.to(device)
+    if data.kind == "image" and t.channels_last:
+        x_dev = x_dev.contiguous(memory_format=torch.channels_last)
+    torch.manual_seed(t.seed)  # weight init is identical on every rank
+    G, D = build_models(cfg.model, data.shape, data.kind)
+    G, D = G.to(device), D.to(device)
+    if data.kind == "image" and t.channels_last:
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    opt_g = make_optimizer(cfg.optim, "g", G.parameters(), device)
+    opt_d = make_optimizer(cfg.optim, "d", D.parameters(), device)
+    gen = torch.Generator(device).manual_seed(t.seed * 1000 + 17)  # data order, latents, noise (one stream)
+    sampler = DeviceSampler(x_dev, t.batch, gen)
+    nimg, tick, train_time = 0, 0, 0.0
+    if state is not None:
+        G.load_state_dict(state["G"])
+        D.load_state_dict(state["D"])
+        G_ema.load_state_dict(state["G_ema"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        for opt, which in ((opt_g, "g"), (opt_d, "d")):  # learning rates may be changed on resume
+            for group in opt.param_groups:
+                group["lr"] = getattr(cfg.optim, f"{which}_lr")
+        nimg, tick, train_time = int(state["nimg"]), int(state["tick"]), float(state.get("train_time", 0.0))
+        gen.set_state(state["rng"])
+        sampler.load_state_dict(state["data"])
+        if nimg >= int(round(t.kimg * 1000)):
+            raise GanforgeError(f"this run already reached train.kimg={t.kimg:g}; extend it with "
+                                f"`ganforge train --resume {run_dir} --set train.kimg=<more>`")
+
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if t.precision == "bf16" \
+        else contextlib.nullcontext
+    objective = Objective.from_config(cfg, _maybe_compile(G, t.compile), _maybe_compile(D, t.compile), D, autocast)
+    probability = LOSSES.get(cfg.loss.name).probability
+
+    # ---- fixed latents for the per-tick grid, the run record -----------------------------------------
+    grid_z = sample_prior(t.grid_size, cfg.model.z_dim, cfg.model.prior,
+                          torch.Generator().manual_seed(t.seed + 2024)).to(device)
+    if dist.is_main():
+        (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+        save_yaml(cfg, run_dir / "config.yaml")
+        if state is not None:
+            _log(run_dir, {"event": "resume", "kimg": nimg / 1000, "from": str(ckpt_path.name)})
+    total_nimg = int(round(t.kimg * 1000))
+    stats = torch.zeros(len(STAT_NAMES), device=device)
+    bar = Progress(t.kimg, nimg / 1000, enabled=progress and dist.is_main())
+    deadline = time.time() + 60 * minutes if minutes else None
+    tick_start_nimg, tick_start = nimg, time.time()
+    step_nimg = t.batch * t.d_steps  # real images shown to D per G step, over all processes
+    step = 0
+    dist.barrier()
+
+    def do_tick(reason: str) -> None:
+        nonlocal tick, tick_start, tick_start_nimg, train_time, stats
+        elapsed = time.time() - tick_start
+        train_time += elapsed
+        dist.all_reduce_sum(stats)
+        s = summarize(stats, probability)
+        stats.zero_()
+        tick += 1
+        record = {"event": "tick", "tick": tick, "kimg": round(nimg / 1000, 4), "nimg": nimg,
+                  "time_s": round(train_time, 2),
+                  "img_per_s": (nimg - tick_start_nimg) / max(elapsed, 1e-9),
+                  "noise_std": noise_std(t.noise_schedule, t.noise_std, t.noise_kimg, nimg), **s}
+        bad = [k for k, v in s.items() if not math.isfinite(v)]
+        if bad or not all(torch.isfinite(p).all() for p in G.parameters()):
+            if dist.is_main():
+                _log(run_dir, {**record, "event": "diverged"})
+            last = list_checkpoints(run_dir)
+            raise GanforgeError(
+                f"training diverged at {nimg / 1000:.1f} kimg (non-finite {', '.join(bad) or 'G weights'}); "
+                f"nothing was overwritten: last good checkpoint {last[-1] if last else 'none'}. "
+                "Try lower optim.d_lr/g_lr, train.precision=fp32, or loss.name=hinge")
+        if dist.is_main():
+            _write_samples(run_dir, G_ema, grid_z, data, tick, nimg, cfg.model.prior)
+            if t.metrics:
+                record["metrics"] = _tick_metrics(cfg, G_ema, data, device, run_dir)
+            _log(run_dir, record)
+            ckpt = {"config": to_dict(cfg), "G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict(),
+                    "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "nimg": nimg, "tick": tick,
+                    "train_time": train_time, "ganforge_version": __version__,
+                    "rng": gen.get_state().cpu(), "data": sampler.state_dict(), "world_size": world}
+            save_checkpoint(run_dir, ckpt, t.keep_checkpoints)
+            export_generator(run_dir, G_ema, _export_meta(cfg, data, nimg))
+            bar.tick(nimg / 1000, record)
+        dist.barrier()
+        tick_start, tick_start_nimg = time.time(), nimg
+
+    # ---- the loop ---------------------------------------------------------------------------------
+    with _StopFlag() as stop:
+        try:
+            while True:
+                stopping = stop.set or (deadline is not None and time.time() >= deadline)
+                if world > 1 and step % 16 == 0:  # ranks agree on stopping (a collective, so not every step)
+                    stopping = dist.any_true(stopping, device)
+                elif world > 1:
+                    stopping = False
+                stopping = stopping or nimg >= total_nimg
+                if stopping or nimg - tick_start_nimg >= t.tick_kimg * 1000:
+                    if nimg > tick_start_nimg or state is None and tick == 0:
+                        do_tick("stop" if stopping else "tick")
+                    if stopping:
+                        break
+                sigma = noise_std(t.noise_schedule, t.noise_std, t.noise_kimg, nimg)
+                # Discriminator: k steps, each on a fresh real batch and fresh latents.
+                D.requires_grad_(True)
+                for _ in range(t.d_steps):
+                    real = to_model_range(sampler.next(), data.kind)
+                    z = dist.local_slice(sample_prior(t.batch, cfg.model.z_dim, cfg.model.prior, gen, device))
+                    opt_d.zero_grad(set_to_none=True)
+                    objective.d_phase(real, z, stats, sigma, gen)
+                    dist.average_grads(D)
+                    opt_d.step()
+                # Generator: one step; D's weights are frozen so no gradient is computed for them.
+                D.requires_grad_(False)
+                z = dist.local_slice(sample_prior(t.batch, cfg.model.z_dim, cfg.model.prior, gen, device))
+                opt_g.zero_grad(set_to_none=True)
+                objective.g_phase(z, stats, sigma, gen)
+                dist.average_grads(G)
+                opt_g.step()
+                nimg += step_nimg
+                step += 1
+                ema_update(G_ema, G, ema_beta(t.batch, t.ema_kimg, t.ema_rampup, nimg))
+        finally:
+            bar.close()
+    if stop.set and dist.is_main():
+        print(f"stopped by Ctrl-C at {nimg / 1000:.2f} kimg; checkpoint and generator saved in {run_dir}")
+    return run_dir
+
+
+# ---------------------------------------------------------------------------------------------------
+# tick helpers
+
+
+def _log(run_dir: Path, record: dict) -> None:
+    with open(Path(run_dir) / "log.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _export_meta(cfg: Config, data: Data, nimg: int) -> dict:
+    return {"ganforge_version": __version__, "format": "ganforge-generator-1", "nimg": nimg,
+            "data": {"name": data.name, "kind": data.kind, "shape": list(data.shape),
+                     "class_names": data.class_names},
+            "model": to_dict(cfg)["model"], "config": to_dict(cfg)}
+
+
+@torch.no_grad()
+def _write_samples(run_dir: Path, G_ema, grid_z: torch.Tensor, data: Data, tick: int, nimg: int,
+                   prior: str) -> None:
+    out = from_model_range(G_ema(grid_z), data.kind).cpu()
+    path = Path(run_dir) / "samples" / f"tick-{tick:05d}-kimg-{nimg / 1000:09.2f}.png"
+    if data.kind == "image":
+        save_image_grid(out, path)
+    else:
+        z = sample_prior(2500, grid_z.shape[1], prior, torch.Generator().manual_seed(7)).to(grid_z.device)
+        many = from_model_range(G_ema(z), data.kind).cpu().numpy()
+        real = data.x[torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:2500]].numpy()
+        save_scatter(many, real, path, title=f"{data.name}  {nimg / 1000:.1f} kimg")
+
+
+def _tick_metrics(cfg: Config, G_ema, data: Data, device: torch.device, run_dir: Path) -> dict:
+    from ..metrics import evaluate
+    from ..sampling import generate
+
+    fake = generate(G_ema, cfg.model, data.kind, cfg.train.metrics_n, seed=cfg.train.seed + 99, device=device)
+    res = evaluate(fake, data, cfg.train.metrics, n=cfg.train.metrics_n, seed=cfg.train.seed, device=str(device),
+                   data_key=data_key(cfg))
+    return {name: r.values for name, r in res.items()}
+
+
+def data_key(cfg: Config) -> str:
+    d = cfg.data
+    return "-".join(str(v) for v in (d.name, d.variant, d.path, d.resolution, d.width, d.channels, d.crop, d.split,
+                                       d.n, d.seed, d.max_items) if v not in ("", 0, None))

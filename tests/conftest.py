@@ -1,0 +1,27 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A tiny, fast configuration for end-to-end runs (8x8 digits, narrow nets, a few hundred images).
+TINY = ["data.resolution=8", "model.z_dim=8", "model.g_width=8", "model.d_width=8", "train.batch=16",
+        "train.kimg=0.256", "train.tick_kimg=0.128", "train.ema_kimg=0.1", "train.grid_size=16"]
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run `python -m ganforge ...` in a subprocess and capture its output."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-m", "ganforge", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout, env=env)
+
+
+@pytest.fixture
+def tiny_overrides():
+    return list(TINY)
