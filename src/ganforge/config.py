@@ -335,7 +335,7 @@ def validate(cfg: Config) -> None:
             raise GanforgeError(f"{k}: must be >= 0, got {v}")
     if not 0.0 <= cfg.loss.label_smoothing < 0.5:
         raise GanforgeError(f"loss.label_smoothing: must be in [0, 0.5), got {cfg.loss.label_smoothing}")
-    if cfg.loss.label_smoothing > 0 and cfg.loss.name in ("wasserstein", "hinge"):
+    if cfg.loss.label_smoothing > 0 and not LOSSES.get(cfg.loss.name).smoothing:
         raise GanforgeError(f"loss.label_smoothing: not defined for the {cfg.loss.name} loss (it has no labels); "
                             "use it with minimax, nonsaturating or least-squares")
     if t.noise_std > 0 and t.noise_schedule != "constant" and t.noise_kimg <= 0:
