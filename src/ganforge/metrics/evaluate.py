@@ -1,0 +1,235 @@
+"""`evaluate`: the metric registry and the glue from data to stamped numbers.
+
+Per requested metric: pick its feature space for the data kind -> extract fake features once per space (shared by
+every metric of that space) -> real features from the reference cache -> the pure metric function -> a
+`MetricResult` whose protocol says how the number was made.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..data.base import Data, cache_dir
+from ..data.toy2d import TOY_SETS
+from ..errors import GanforgeError
+from ..registry import Registry
+from . import domain, inception
+from .features import FeatureDict, Reference, Space, reference_features, tensor_sha256
+from .fid import feature_stats, fid_lowrank, frechet_distance, lowrank_applies
+from .isc import SPLITS, is_from_logits
+from .kid import SUBSET_SIZE, SUBSETS, kid_from_features, kid_subset_size
+from .prdc import K_DC, K_PR, density_coverage, precision_recall
+from .toy import HQ_THRESHOLD, toy_metrics
+
+DOMAIN_SEED = 0  # the domain classifier is part of the protocol, like Inception's weights: not re-drawn per seed
+
+
+@dataclass
+class MetricResult:
+    """One metric's numbers and the protocol that produced them."""
+
+    name: str
+    values: dict[str, float]   # e.g. {"fid": 12.3} or {"precision": .., "recall": ..}
+    protocol: dict             # feature network + weights sha256, resize, n_real, n_fake, reference split, seed, ...
+
+
+@dataclass
+class Inputs:
+    """What a metric function sees."""
+
+    space: Space                       # the feature space (its `main` feature is the one distances use)
+    fake: FeatureDict                  # features of the generated set
+    real: Reference | None             # real features (None when the metric needs none)
+    data: Data                         # the real Data (labels, name)
+    seed: int
+    device: str
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A registered metric: its feature space per data kind, whether it needs real features, the function."""
+
+    name: str
+    doc: str
+    spaces: dict[str, str]                                      # data kind -> feature space name
+    compute: Callable[[Inputs], tuple[dict[str, float], dict]]  # -> (values, extra protocol)
+    needs_real: bool = True
+
+
+METRICS: Registry[MetricSpec] = Registry("metric")
+
+
+def _fid(inp: Inputs) -> tuple[dict[str, float], dict]:
+    name = inp.space.main
+    f1, f2 = inp.fake[name], inp.real.features[name]
+    if lowrank_applies(len(f1), len(f2), f1.shape[1]):
+        value, how = fid_lowrank(f1, f2), "nuclear norm of A1 A2^T (exact identity; a set has N <= D)"
+    else:  # the reference statistics come from the cache when they are there
+        value, how = frechet_distance(*feature_stats(f1), *inp.real.stats(name)), "eigenvalues of S1 S2 (complex sqrt)"
+    return {"domain_fd" if inp.space.name == "domain" else "fid": value}, dict(
+        statistics="mean + unbiased covariance (float64)", trace_sqrt=how)
+
+
+def _kid(inp: Inputs) -> tuple[dict[str, float], dict]:
+    f1, f2 = inp.fake[inp.space.main], inp.real.features[inp.space.main]
+    return kid_from_features(f1, f2, seed=inp.seed), dict(
+        kernel="polynomial (x.y/D + 1)^3", mmd="unbiased", subsets=SUBSETS,
+        subset_size=kid_subset_size(len(f1), len(f2), SUBSET_SIZE), subset_rng=f"np.random.RandomState({inp.seed})")
+
+
+def _is(inp: Inputs) -> tuple[dict[str, float], dict]:
+    return is_from_logits(inp.fake["logits_unbiased"], seed=inp.seed), dict(
+        logits="pool3 @ fc.weight.T (no bias), 1008 classes", splits=SPLITS,
+        shuffle=f"np.random.RandomState({inp.seed}).permutation")
+
+
+def _pr(inp: Inputs) -> tuple[dict[str, float], dict]:
+    k = inp.space.main
+    return precision_recall(inp.real.features[k], inp.fake[k], k=K_PR, device=inp.device), dict(
+        k=K_PR, membership="<= (Kynkaanniemi et al. 2019)", distance="euclidean, float64",
+        **(dict(note="Inception pool3 features, not the paper's VGG16 fc2") if k == "pool3" else {}))
+
+
+def _prdc(inp: Inputs) -> tuple[dict[str, float], dict]:
+    k = inp.space.main
+    return density_coverage(inp.real.features[k], inp.fake[k], k=K_DC, device=inp.device), dict(
+        k=K_DC, membership="< (Naeem et al. 2020)", distance="euclidean, float64")
+
+
+def _class_kl(inp: Inputs) -> tuple[dict[str, float], dict]:
+    labels = inp.data.labels
+    k = domain.n_classes_of(labels, inp.data.class_names)
+    return domain.class_kl(inp.fake["logits"], labels, k), dict(
+        reference_labels=f"all {len(labels)} labels of the real set",
+        kl="KL(argmax histogram of fake || real label distribution), nats")
+
+
+def _toy(inp: Inputs) -> tuple[dict[str, float], dict]:
+    name = inp.data.name
+    if name not in TOY_SETS:
+        raise GanforgeError(f"the toy metric is defined for the {' and '.join(sorted(TOY_SETS))} data sets, "
+                            f"not {name!r}")
+    v = toy_metrics(inp.fake["x"], name)
+    v.pop("n")  # = n_fake in the protocol
+    return v, dict(protocol="PacGAN (Lin et al. 2018)", hq_threshold_std=HQ_THRESHOLD,
+                   reverse_kl="log K - H(mode histogram of the high-quality samples)")
+
+
+_IMG_VEC = {"image": "inception", "vector": "raw"}
+for _spec in (
+    MetricSpec("fid", "Frechet distance: fid (Inception pool3 for images, the vectors themselves otherwise)",
+               _IMG_VEC, _fid),
+    MetricSpec("kid", "kernel distance, cubic polynomial kernel, unbiased MMD^2: kid, kid_std", _IMG_VEC, _kid),
+    MetricSpec("is", "Inception Score over 10 splits: is, is_std", {"image": "inception"}, _is, needs_real=False),
+    MetricSpec("pr", "improved precision / recall, k=3: precision, recall", _IMG_VEC, _pr),
+    MetricSpec("prdc", "Naeem et al. k=5: precision, recall, density, coverage", _IMG_VEC, _prdc),
+    MetricSpec("domain_fd", "Frechet distance in a classifier of the labelled images: domain_fd",
+               {"image": "domain"}, _fid),
+    MetricSpec("class_kl", "KL of predicted classes to the real labels: class_kl, classes_covered, n_classes",
+               {"image": "domain"}, _class_kl, needs_real=False),
+    MetricSpec("toy", "PacGAN ring/grid: modes, hq (fraction), reverse_kl", {"vector": "raw"}, _toy, needs_real=False),
+):
+    METRICS.register(_spec.name)(_spec)
+
+
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _check_fake(fake: torch.Tensor, real: Data) -> torch.Tensor:
+    if not isinstance(fake, torch.Tensor):
+        raise GanforgeError(f"fake samples must be a torch.Tensor, got {type(fake).__name__}")
+    if real.kind == "image":
+        if fake.dtype != torch.uint8 or fake.ndim != 4 or fake.shape[1] != real.x.shape[1]:
+            raise GanforgeError(
+                f"fake images must be uint8 [N, {real.x.shape[1]}, H, W] like the real data (convert G's output with "
+                f"ganforge.data.from_model_range), got {fake.dtype} {tuple(fake.shape)}")
+        return fake
+    if not fake.is_floating_point() or fake.ndim != 2 or fake.shape[1] != real.x.shape[1]:
+        raise GanforgeError(f"fake vectors must be float [N, {real.x.shape[1]}] like the real data, "
+                            f"got {fake.dtype} {tuple(fake.shape)}")
+    return fake.float()
+
+
+def _build_space(name: str, real: Data, weights_dir: Path, cache: Path | None, device: str, batch_size: int,
+                 data_key: str) -> Space:
+    if name == "inception":
+        net, proto = inception.load_inception(cache=weights_dir)
+        return Space(name, "pool3", proto, lambda x: inception.inception_features(net, x, batch_size, device))
+    if name == "domain":
+        labels = real.labels
+        domain.check_labelled(real.x, labels)
+        k = domain.n_classes_of(labels, real.class_names)
+        net, info = domain.domain_classifier(real.x, labels, k, data_key, DOMAIN_SEED, cache, device)
+        proto = dict(features=f"domain classifier ({domain.ARCH}) penultimate, {domain.FEATURE_DIM}-d",
+                     classifier=info["key"], classifier_accuracy=info["accuracy"], classifier_seed=info["seed"],
+                     classifier_epochs=info["epochs"], classifier_n_train=info["n_train"])
+
+        def extract(x: torch.Tensor) -> FeatureDict:
+            if tuple(x.shape[1:]) != tuple(real.x.shape[1:]):
+                raise GanforgeError(f"the domain classifier was trained on images {tuple(real.x.shape[1:])}, "
+                                    f"got {tuple(x.shape[1:])}")
+            return domain.domain_features(net, x, max(batch_size, 256), device)
+
+        return Space(name, "feat", proto, extract)
+    assert name == "raw", name
+    return Space(name, "x", dict(features=f"raw vectors, {real.x.shape[1]}-d"),
+                 lambda x: {"x": x.detach().float().cpu()})
+
+
+def evaluate(fake: torch.Tensor, real: Data, names: list[str] | str, *, n: int | None = None, seed: int = 0,
+             device: str = "cpu", cache: str | Path | None | bool = None, data_key: str = "",
+             batch_size: int = 64) -> dict[str, MetricResult]:
+    """Compute metrics `names` of `fake` (uint8 [N, C, H, W] or float32 [N, D], as `Data.x`) against `real`.
+
+    n: caps the real items used (a random subset drawn with `seed`; all if None).
+    seed: drives that subset, the KID subsets and the IS shuffle (`seed=2020` reproduces torch-fidelity's defaults).
+    cache: directory for reference features, domain classifiers and the Inception weights (default `cache_dir()`);
+        False keeps nothing on disk (the weights are still looked up in `cache_dir()`).
+    data_key: names the dataset + preprocessing in cache keys (identity also includes a hash of the tensor).
+    Features of each feature space are extracted once per set and shared by the metrics that use that space.
+    """
+    names = [s.strip() for s in names.split(",") if s.strip()] if isinstance(names, str) else list(names)
+    specs = [METRICS.get(nm) for nm in names]
+    fake = _check_fake(fake, real)
+    cache_root = Path(cache) if cache not in (None, True, False) else cache_dir()
+    store = None if cache is False else cache_root  # where reference features and classifiers are kept
+    if n is not None and n < 1:
+        raise GanforgeError(f"n (the number of real items) must be positive, got {n}")
+    n_all = len(real)
+    if n is None or n >= n_all:
+        real_idx, subset = None, f"all {n_all}"
+    else:
+        g = torch.Generator().manual_seed(seed)
+        real_idx, subset = torch.randperm(n_all, generator=g)[:n].sort().values, f"random {n} of {n_all} (seed {seed})"
+    n_real = n_all if real_idx is None else n
+
+    groups: dict[str, list[MetricSpec]] = {}
+    for spec in specs:
+        space = spec.spaces.get(real.kind)
+        if space is None:
+            raise GanforgeError(f"metric {spec.name!r} is for {' or '.join(spec.spaces)} data, but "
+                                f"{real.name!r} is {real.kind} data")
+        groups.setdefault(space, []).append(spec)
+
+    results: dict[str, MetricResult] = {}
+    for space_name, group in groups.items():
+        space = _build_space(space_name, real, cache_root, store, device, batch_size, data_key)
+        fake_feats = space.extract(fake)
+        ref = None
+        if any(s.needs_real for s in group):
+            x_real = real.x if real_idx is None else real.x[real_idx]
+            key = dict(data_key=data_key, dataset=real.name, data_sha256=tensor_sha256(real.x),
+                       split=real.info.get("split"), n_real=n_real, subset=subset)
+            ref = reference_features(space, x_real, key, store)
+        inp = Inputs(space, fake_feats, ref, real, seed, device)
+        for spec in group:
+            values, extra = spec.compute(inp)
+            protocol = dict(
+                metric=spec.name, **space.protocol, **extra, n_fake=len(fake),
+                n_real=n_real if spec.needs_real else None, real_subset=subset if spec.needs_real else None,
+                reference=dict(dataset=real.name, data_key=data_key, split=real.info.get("split")), seed=seed)
+            results[spec.name] = MetricResult(spec.name, values, protocol)
+    return {nm: results[nm] for nm in names}
