@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# One thread: OpenMP's spinning threads make torch 10-50x slower when another process shares the two cores here,
+# and the tiny test models gain nothing from a second thread anyway.
+torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,7 +19,7 @@ TINY = ["data.resolution=8", "model.z_dim=8", "model.g_width=8", "model.d_width=
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run `python -m ganforge ...` in a subprocess and capture its output."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
     return subprocess.run([sys.executable, "-m", "ganforge", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=timeout, env=env)
 

@@ -87,3 +87,20 @@ def test_yaml_file(tmp_path):
 def test_roundtrip():
     cfg = resolve("grid", ["train.kimg=7"])
     assert to_dict(from_dict(to_dict(cfg))) == to_dict(cfg)
+
+
+def test_schedules():
+    from ganforge.training.schedules import lr_multiplier, noise_std
+
+    assert lr_multiplier("constant", 10, 0.0, 5000) == 1.0
+    assert lr_multiplier("linear", 10, 0.0, 5000) == pytest.approx(0.5)
+    assert lr_multiplier("linear", 10, 0.1, 20000) == pytest.approx(0.1)
+    assert lr_multiplier("cosine", 10, 0.0, 0) == pytest.approx(1.0)
+    assert lr_multiplier("cosine", 10, 0.0, 5000) == pytest.approx(0.5)
+    for sched in ("linear", "cosine", "exponential"):
+        assert noise_std(sched, 0.2, 10, 0) == pytest.approx(0.2)
+        assert noise_std(sched, 0.2, 10, 10000) == 0.0
+        assert 0 < noise_std(sched, 0.2, 10, 5000) < 0.2
+    assert noise_std("constant", 0.2, 10, 10 ** 6) == 0.2
+    with pytest.raises(GanforgeError, match="optim.lr_kimg"):
+        resolve("digits", ["optim.lr_schedule=linear"])

@@ -67,6 +67,8 @@ def _report(a: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ganforge", description="Train, evaluate and sample GANs.")
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import a module first, so that the models, losses, datasets or metrics it registers exist")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     t = sub.add_parser("train", help="train a GAN (default preset: digits)")
@@ -111,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        import importlib
+
+        for mod in args.imports:
+            try:
+                importlib.import_module(mod)
+            except ImportError as e:
+                raise GanforgeError(f"--import {mod}: cannot import it ({e}); is it on PYTHONPATH?") from None
         args.fn(args)
     except GanforgeError as e:
         print(f"ganforge: error: {e}", file=sys.stderr)

@@ -66,6 +66,9 @@ class OptimConfig:
     g_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])   # Adam betas (beta1 = momentum for sgd)
     d_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
     weight_decay: float = 0.0
+    lr_schedule: str = "constant"  # constant | linear | cosine: both learning rates decay over optim.lr_kimg
+    lr_kimg: float = 0.0          # kimg over which the learning rates decay to lr_final * lr (then stay there)
+    lr_final: float = 0.0         # final learning rate as a fraction of the initial one
 
 
 @dataclass
@@ -82,9 +85,10 @@ class TrainConfig:
     keep_checkpoints: int = 3     # how many tick checkpoints to keep (the newest); 0 = keep all
     seed: int = 0                 # seeds weights, latents, data order and noise
     device: str = "auto"          # auto | cpu | cuda | cuda:N
-    precision: str = "fp32"       # fp32 | bf16 (autocast)
+    precision: str = "fp32"       # fp32 | bf16 (autocast) | auto (bf16 for conv nets where the hardware has native bf16)
     channels_last: bool = False   # channels_last memory format for conv nets
-    compile: bool = False         # torch.compile the G and D forward passes (penalties stay eager)
+    compile: bool = False         # torch.compile the G and D forward passes (penalties stay eager; eager fallback)
+    sync_bn: bool = False         # multi-GPU: batch-norm statistics over the global batch (SyncBatchNorm; not on CPU)
     grid_size: int = 64           # samples in the fixed-z grid / scatter written at each tick
     metrics: list[str] = field(default_factory=list)  # metrics computed at ticks (see `ganforge eval --help`)
     metrics_n: int = 2500         # samples per metric evaluation at ticks
@@ -106,8 +110,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.g_norm": ("batch", "none"),
     "model.d_norm": ("batch", "none", "spectral"),
     "optim.name": ("adam", "sgd", "rmsprop"),
+    "optim.lr_schedule": ("constant", "linear", "cosine"),
     "train.noise_schedule": ("constant", "linear", "cosine", "exponential"),
-    "train.precision": ("fp32", "bf16"),
+    "train.precision": ("fp32", "bf16", "auto"),
     "data.crop": ("center", "random"),
     "data.split": ("train", "test", "all"),
 }
@@ -341,6 +346,11 @@ def validate(cfg: Config) -> None:
     if t.noise_std > 0 and t.noise_schedule != "constant" and t.noise_kimg <= 0:
         raise GanforgeError("train.noise_kimg: set the number of kimg over which the instance noise decays to zero "
                             f"(train.noise_schedule={t.noise_schedule}), e.g. --set train.noise_kimg=100")
+    if cfg.optim.lr_schedule != "constant" and cfg.optim.lr_kimg <= 0:
+        raise GanforgeError(f"optim.lr_kimg: set the kimg over which the {cfg.optim.lr_schedule} learning-rate "
+                            "decay runs, e.g. --set optim.lr_kimg=500")
+    if not 0.0 <= cfg.optim.lr_final <= 1.0:
+        raise GanforgeError(f"optim.lr_final: must be in [0, 1], got {cfg.optim.lr_final}")
     if t.batch % cfg.model.pack:
         raise GanforgeError(f"train.batch ({t.batch}) must be a multiple of model.pack ({cfg.model.pack})")
     for k in ("g_betas", "d_betas"):

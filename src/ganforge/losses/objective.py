@@ -64,9 +64,11 @@ class Objective:
                 fake = self.G(z)
             real_in = self._noise(real, noise_std, gen)
             fake_in = self._noise(fake, noise_std, gen).to(real_in.dtype)
-            if self.r1_gamma > 0:
+            D_real = self.D
+            if self.r1_gamma > 0:  # R1 differentiates D(real) twice: that pass must run eagerly
                 real_in = real_in.detach().requires_grad_(True)
-            real_logits = self.D(pack(real_in, self.pack)).float()
+                D_real = self.D_eager
+            real_logits = D_real(pack(real_in, self.pack)).float()
             fake_logits = self.D(pack(fake_in, self.pack)).float()
             loss = self.loss.d(real_logits, fake_logits, self.smoothing)
             penalty = torch.zeros((), device=real.device)

@@ -17,10 +17,16 @@ from torch import nn
 
 
 def init() -> None:
-    """Join the process group torchrun describes in the environment (RANK, WORLD_SIZE, MASTER_ADDR, ...)."""
+    """Join the process group torchrun describes in the environment (RANK, WORLD_SIZE, MASTER_ADDR, ...).
+
+    Backend: NCCL for CUDA tensors and gloo for CPU ones when CUDA is there, else gloo; the environment
+    variable GANFORGE_DIST_BACKEND overrides it (e.g. `gloo` to test on CPU on a GPU machine).
+    """
     if td.is_available() and not td.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        backend = "nccl" if torch.cuda.is_available() and os.environ.get("GANFORGE_DIST_BACKEND") != "gloo" \
-            else "gloo"
+        backend = os.environ.get("GANFORGE_DIST_BACKEND") or ("cpu:gloo,cuda:nccl" if torch.cuda.is_available()
+                                                              else "gloo")
+        if torch.cuda.is_available():  # before any collective: NCCL uses the current device (one GPU per rank)
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
         td.init_process_group(backend)
 
 
@@ -69,6 +75,7 @@ def rand_local(shape: tuple[int, ...], gen: torch.Generator, device, dtype=torch
 
 
 def sync_batchnorm(module: nn.Module) -> nn.Module:
+    """BatchNorm layers -> SyncBatchNorm (statistics over the global batch); torch supports it on GPUs only."""
     return nn.SyncBatchNorm.convert_sync_batchnorm(module) if active() else module
 
 

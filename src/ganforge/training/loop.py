@@ -1,7 +1,8 @@
 """The training loop: one readable function, top to bottom (nanoGPT train.py, StyleGAN2-ADA training_loop.py).
 
-  setup (config, data on the device, G/D/G_ema, optimisers, RNG) -> [resume] ->
-  repeat: k x (D step) ; G step ; EMA ; every tick: stats line, sample grid, checkpoint, export, metrics
+  setup (config, data on the device, G/D/G_ema, optimisers, RNG: `setup()`) -> [resume] ->
+  repeat: k x (D step) ; G step ; EMA (`train_step()`, which benchmarks/throughput.py also times) ;
+          every tick: stats line, sample grid, checkpoint, export, metrics
   until train.kimg is reached, the --minutes budget runs out, or Ctrl-C (all three end with a checkpoint + export).
 """
 from __future__ import annotations
@@ -13,10 +14,13 @@ import math
 import signal
 import threading
 import time
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from .. import __version__
 from ..config import Config, from_dict, save_yaml, set_key, parse_override, to_dict, validate
@@ -30,7 +34,7 @@ from . import distributed as dist
 from .checkpoint import export_generator, list_checkpoints, load_checkpoint, resolve_resume, save_checkpoint
 from .ema import ema_beta, ema_update
 from .progress import Progress
-from .schedules import noise_std
+from .schedules import lr_multiplier, noise_std
 from .visuals import save_image_grid, save_scatter
 
 RESUME_FROZEN = ("data.", "model.")  # changing these would not be a continuation of the same run
@@ -78,13 +82,15 @@ def pick_device(name: str) -> torch.device:
 def make_optimizer(ocfg, which: str, params, device: torch.device) -> torch.optim.Optimizer:
     lr = getattr(ocfg, f"{which}_lr")
     b1, b2 = getattr(ocfg, f"{which}_betas")
-    fused = {"fused": True} if device.type in ("cuda", "cpu") else {}
+    fast = device.type in ("cuda", "cpu")  # one fused kernel per step (deterministic: no atomics)
+    fused = {"fused": True} if fast else {}
     if ocfg.name == "adam":
         return torch.optim.Adam(params, lr=lr, betas=(b1, b2), weight_decay=ocfg.weight_decay, **fused)
     if ocfg.name == "sgd":  # momentum = beta1
         return torch.optim.SGD(params, lr=lr, momentum=b1, weight_decay=ocfg.weight_decay, **fused)
     if ocfg.name == "rmsprop":  # alpha = beta2, momentum = beta1 (WGAN used plain RMSprop: set betas [0, 0.99])
-        return torch.optim.RMSprop(params, lr=lr, alpha=b2, momentum=b1, weight_decay=ocfg.weight_decay)
+        return torch.optim.RMSprop(params, lr=lr, alpha=b2, momentum=b1, weight_decay=ocfg.weight_decay,
+                                   foreach=fast or None)  # RMSprop has no fused kernel
     raise AssertionError(ocfg.name)
 
 
@@ -127,14 +133,142 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._old)
 
 
-def _maybe_compile(module: torch.nn.Module, enabled: bool):
-    if not enabled:
-        return module
-    try:
-        return torch.compile(module)
-    except Exception as e:  # pragma: no cover - depends on the platform's compiler
-        print(f"warning: torch.compile unavailable ({type(e).__name__}: {e}); training eagerly")
-        return module
+class CompiledOrEager:
+    """`torch.compile(module)`'s forward; if compiling fails (no C compiler, an unsupported op, a compiler bug),
+    warn once and run the plain module from then on. The parameters are the module's own either way.
+
+    torch.compile builds a graph at the first call of each kind (grad on or off, weights trainable or frozen),
+    but its backward only at the first backward, after this call has returned. So each new kind of call is
+    first tried here, forward and backward, on a throw-away pass (buffers such as BN statistics restored),
+    where a failure can still fall back.
+    """
+
+    def __init__(self, module: nn.Module):
+        self.module, self.compiled, self.failed = module, torch.compile(module), False
+        self._tried: set[tuple] = set()
+
+    def __call__(self, *args):
+        if not self.failed:
+            try:
+                kind = (torch.is_grad_enabled(), tuple(p.requires_grad for p in self.module.parameters()),
+                        tuple(isinstance(a, torch.Tensor) and a.requires_grad for a in args))
+                if kind not in self._tried:
+                    self._try(args)
+                    self._tried.add(kind)
+                return self.compiled(*args)
+            except Exception as e:
+                self.failed = True
+                first = (str(e).strip().splitlines() or [""])[0][:200]
+                warnings.warn(f"torch.compile failed for {type(self.module).__name__} ({type(e).__name__}: {first}); "
+                              "training eagerly", RuntimeWarning, stacklevel=2)
+        return self.module(*args)
+
+    def _try(self, args) -> None:
+        saved = [b.clone() for b in self.module.buffers()]
+        args = [a.detach().requires_grad_(a.requires_grad) if isinstance(a, torch.Tensor) else a for a in args]
+        out = self.compiled(*args)
+        leaves = [p for p in self.module.parameters() if p.requires_grad] + \
+                 [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
+        if out.requires_grad and leaves:
+            torch.autograd.grad(out.float().sum(), leaves, allow_unused=True)
+        with torch.no_grad():
+            for b, v in zip(self.module.buffers(), saved):
+                b.copy_(v)
+
+
+def resolve_precision(precision: str, device: torch.device, kind: str) -> str:
+    """train.precision -> 'fp32' | 'bf16'. 'auto' picks bf16 autocast for conv nets (image data) where the
+    hardware runs bf16 natively: CUDA with bf16 support, CPUs with AMX or AVX512-BF16. Small MLPs stay in
+    fp32: they are bound by per-op overhead, which autocast's casts only add to."""
+    if precision != "auto":
+        return precision
+    if kind != "image":
+        return "fp32"
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # private, hence the getattr
+        return "bf16" if any(getattr(torch.cpu, f, lambda: False)() for f in probes) else "fp32"
+    return "fp32"
+
+
+@dataclass
+class StepContext:
+    """Everything one training step touches; built once by `setup()`, advanced by `train_step()`."""
+    cfg: Config
+    kind: str                  # "image" | "vector"
+    G: nn.Module
+    D: nn.Module
+    G_ema: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    objective: Objective
+    sampler: DeviceSampler
+    gen: torch.Generator       # data order, latents, noise: one stream, shared by all ranks
+    precision: str             # resolved: fp32 | bf16
+
+
+def setup(cfg: Config, data: Data, device: torch.device) -> StepContext:
+    """Data on the device, fresh G / D / G_ema, optimisers, RNG and the objective, as train.* asks."""
+    t = cfg.train
+    conv = data.kind == "image"
+    x_dev = data.x.to(device)
+    if conv and t.channels_last:
+        x_dev = x_dev.contiguous(memory_format=torch.channels_last)
+    torch.manual_seed(t.seed)  # weight init is identical on every rank
+    G, D = build_models(cfg.model, data.shape, data.kind)
+    G, D = G.to(device), D.to(device)
+    if conv and t.channels_last and not t.compile:  # activations follow the weights' layout (a compiled
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)  # net: inductor's)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)  # plain BatchNorm even with train.sync_bn
+    if t.sync_bn and dist.active():
+        if device.type == "cpu":
+            raise GanforgeError("train.sync_bn: torch's SyncBatchNorm needs GPUs (it rejects CPU tensors); on CPU "
+                                "train with model.g_norm=none / model.d_norm=none, or set train.sync_bn=false")
+        G, D = dist.sync_batchnorm(G), dist.sync_batchnorm(D)
+    opt_g = make_optimizer(cfg.optim, "g", G.parameters(), device)
+    opt_d = make_optimizer(cfg.optim, "d", D.parameters(), device)
+    gen = torch.Generator(device).manual_seed(t.seed * 1000 + 17)
+    sampler = DeviceSampler(x_dev, t.batch, gen)
+    precision = resolve_precision(t.precision, device, data.kind)
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if precision == "bf16" \
+        else contextlib.nullcontext
+    fwd_g, fwd_d = (CompiledOrEager(G), CompiledOrEager(D)) if t.compile else (G, D)
+    objective = Objective.from_config(cfg, fwd_g, fwd_d, D, autocast)  # penalties use the eager D
+    return StepContext(cfg, data.kind, G, D, G_ema, opt_g, opt_d, objective, sampler, gen, precision)
+
+
+def train_step(s: StepContext, nimg: int, stats: torch.Tensor) -> int:
+    """train.d_steps discriminator updates, one generator update, the EMA; returns the new image count.
+
+    No host synchronisation: statistics are accumulated into `stats` on the device.
+    """
+    t, m, o = s.cfg.train, s.cfg.model, s.cfg.optim
+    sigma = noise_std(t.noise_schedule, t.noise_std, t.noise_kimg, nimg)
+    if o.lr_schedule != "constant":  # plain Python floats: no host sync
+        mult = lr_multiplier(o.lr_schedule, o.lr_kimg, o.lr_final, nimg)
+        for opt, lr in ((s.opt_g, o.g_lr), (s.opt_d, o.d_lr)):
+            for group in opt.param_groups:
+                group["lr"] = lr * mult
+    # Discriminator: k steps, each on a fresh real batch and fresh latents.
+    s.D.requires_grad_(True)
+    for _ in range(t.d_steps):
+        real = to_model_range(s.sampler.next(), s.kind)
+        z = dist.local_slice(sample_prior(t.batch, m.z_dim, m.prior, s.gen, real.device))
+        s.opt_d.zero_grad(set_to_none=True)
+        s.objective.d_phase(real, z, stats, sigma, s.gen)
+        dist.average_grads(s.D)
+        s.opt_d.step()
+    # Generator: one step; D's weights are frozen so no gradient is computed for them.
+    s.D.requires_grad_(False)
+    z = dist.local_slice(sample_prior(t.batch, m.z_dim, m.prior, s.gen, s.sampler.x.device))
+    s.opt_g.zero_grad(set_to_none=True)
+    s.objective.g_phase(z, stats, sigma, s.gen)
+    dist.average_grads(s.G)
+    s.opt_g.step()
+    nimg += t.batch * t.d_steps  # real images shown to D, over all processes
+    ema_update(s.G_ema, s.G, ema_beta(t.batch, t.ema_kimg, t.ema_rampup, nimg))
+    return nimg
 
 
 def train(config: Config | dict | str | None = None, *, overrides: list[str] | None = None,
@@ -170,25 +304,16 @@ def train(config: Config | dict | str | None = None, *, overrides: list[str] | N
         run_dir = Path(dist.broadcast_object(str(run_dir) if run_dir else None))
     world = dist.world_size()
     t = cfg.train
-    if t.batch % world:
-        raise GanforgeError(f"train.batch ({t.batch}) must be divisible by the number of processes ({world})")
+    if t.batch % (world * cfg.model.pack):
+        raise GanforgeError(f"train.batch ({t.batch}) must be divisible by the number of processes ({world}) "
+                            f"times model.pack ({cfg.model.pack})")
     device = dist.device_for_rank(pick_device(t.device))
 
     # ---- data, models, optimisers ---------------------------------------------------------------
     data: Data = build_dataset(cfg.data)
-    x_dev = data.x.to(device)
-    if data.kind == "image" and t.channels_last:
-        x_dev = x_dev.contiguous(memory_format=torch.channels_last)
-    torch.manual_seed(t.seed)  # weight init is identical on every rank
-    G, D = build_models(cfg.model, data.shape, data.kind)
-    G, D = G.to(device), D.to(device)
-    if data.kind == "image" and t.channels_last:
-        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    opt_g = make_optimizer(cfg.optim, "g", G.parameters(), device)
-    opt_d = make_optimizer(cfg.optim, "d", D.parameters(), device)
-    gen = torch.Generator(device).manual_seed(t.seed * 1000 + 17)  # data order, latents, noise (one stream)
-    sampler = DeviceSampler(x_dev, t.batch, gen)
+    ctx = setup(cfg, data, device)
+    G, D, G_ema, opt_g, opt_d = ctx.G, ctx.D, ctx.G_ema, ctx.opt_g, ctx.opt_d
+    gen, sampler = ctx.gen, ctx.sampler
     nimg, tick, train_time = 0, 0, 0.0
     if state is not None:
         G.load_state_dict(state["G"])
@@ -206,9 +331,6 @@ def train(config: Config | dict | str | None = None, *, overrides: list[str] | N
             raise GanforgeError(f"this run already reached train.kimg={t.kimg:g}; extend it with "
                                 f"`ganforge train --resume {run_dir} --set train.kimg=<more>`")
 
-    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if t.precision == "bf16" \
-        else contextlib.nullcontext
-    objective = Objective.from_config(cfg, _maybe_compile(G, t.compile), _maybe_compile(D, t.compile), D, autocast)
     probability = LOSSES.get(cfg.loss.name).probability
 
     # ---- fixed latents for the per-tick grid, the run record -----------------------------------------
@@ -224,7 +346,6 @@ def train(config: Config | dict | str | None = None, *, overrides: list[str] | N
     bar = Progress(t.kimg, nimg / 1000, enabled=progress and dist.is_main())
     deadline = time.time() + 60 * minutes if minutes else None
     tick_start_nimg, tick_start = nimg, time.time()
-    step_nimg = t.batch * t.d_steps  # real images shown to D per G step, over all processes
     step = 0
     dist.barrier()
 
@@ -237,7 +358,7 @@ def train(config: Config | dict | str | None = None, *, overrides: list[str] | N
         stats.zero_()
         tick += 1
         record = {"event": "tick", "tick": tick, "kimg": round(nimg / 1000, 4), "nimg": nimg,
-                  "time_s": round(train_time, 2),
+                  "time_s": round(train_time, 2), "precision": ctx.precision,
                   "img_per_s": (nimg - tick_start_nimg) / max(elapsed, 1e-9),
                   "noise_std": noise_std(t.noise_schedule, t.noise_std, t.noise_kimg, nimg), **s}
         bad = [k for k, v in s.items() if not math.isfinite(v)]
@@ -279,26 +400,8 @@ def train(config: Config | dict | str | None = None, *, overrides: list[str] | N
                         do_tick("stop" if stopping else "tick")
                     if stopping:
                         break
-                sigma = noise_std(t.noise_schedule, t.noise_std, t.noise_kimg, nimg)
-                # Discriminator: k steps, each on a fresh real batch and fresh latents.
-                D.requires_grad_(True)
-                for _ in range(t.d_steps):
-                    real = to_model_range(sampler.next(), data.kind)
-                    z = dist.local_slice(sample_prior(t.batch, cfg.model.z_dim, cfg.model.prior, gen, device))
-                    opt_d.zero_grad(set_to_none=True)
-                    objective.d_phase(real, z, stats, sigma, gen)
-                    dist.average_grads(D)
-                    opt_d.step()
-                # Generator: one step; D's weights are frozen so no gradient is computed for them.
-                D.requires_grad_(False)
-                z = dist.local_slice(sample_prior(t.batch, cfg.model.z_dim, cfg.model.prior, gen, device))
-                opt_g.zero_grad(set_to_none=True)
-                objective.g_phase(z, stats, sigma, gen)
-                dist.average_grads(G)
-                opt_g.step()
-                nimg += step_nimg
+                nimg = train_step(ctx, nimg, stats)
                 step += 1
-                ema_update(G_ema, G, ema_beta(t.batch, t.ema_kimg, t.ema_rampup, nimg))
         finally:
             bar.close()
     if stop.set and dist.is_main():

@@ -1,0 +1,318 @@
+"""Training throughput: ganforge's DCGAN vs a pytorch/examples-style loop, side by side in one process.
+
+Both train the same network: the pytorch/examples `dcgan/main.py` DCGAN at 64x64x3, nz=100, ngf=ndf=64
+(3,576,704 + 2,765,568 parameters; checked below). The reference is written the way that script writes it
+(its own nn.Sequential G and D with a Sigmoid, BCELoss, fp32, a DataLoader with shuffling, `.item()` on
+every step). It is given a head start: its images are already float tensors in memory (no JPEG decoding,
+no resizing), and it runs no DataLoader workers by default (`--ref-workers`), which only compete for cores
+on a small machine. ganforge runs through its real code path, `training.loop.setup()` + `train_step()`,
+the very functions `ganforge train` runs. Measurements alternate between the loops, several rounds;
+the table shows medians. Absolute numbers on a shared machine are noise: read the ratios.
+
+    python benchmarks/throughput.py                          # CPU, batches 64,256
+    python benchmarks/throughput.py --device cuda --batches 64,256,1024
+    python benchmarks/throughput.py --quick                  # a tiny smoke run (CI)
+
+Variants (`--variants`): `fast` = train.precision=auto (bf16 autocast where the hardware has it) +
+channels_last; `compiled` = fast + train.compile; `fp32` = the same loop in plain fp32, to separate the
+loop's own savings from those of the number format. MFU = (FLOPs of one step, counted by FlopCounterMode) x steps/s /
+(bf16 matmul peak, measured here with one big torch.matmul).
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout without installing
+
+from ganforge.config import Config  # noqa: E402
+from ganforge.data import Data  # noqa: E402
+from ganforge.losses.objective import STAT_NAMES  # noqa: E402
+from ganforge.training.loop import resolve_precision, setup, train_step  # noqa: E402
+
+# ---------------------------------------------------------------------------------------------------
+# The reference: pytorch/examples dcgan/main.py (BSD-3-Clause), same structure and names.
+
+
+class Generator(nn.Module):
+    def __init__(self, nz, ngf, nc):
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(ngf * 8), nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 4), nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 2), nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf), nn.ReLU(True),
+            nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False), nn.Tanh())
+
+    def forward(self, input):
+        return self.main(input)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, ndf, nc):
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.Conv2d(nc, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 2), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 4), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 8), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False), nn.Sigmoid())
+
+    def forward(self, input):
+        output = self.main(input)
+        return output.view(-1, 1).squeeze(1)
+
+
+def weights_init(m):
+    classname = m.__class__.__name__
+    if classname.find('Conv') != -1:
+        torch.nn.init.normal_(m.weight, 0.0, 0.02)
+    elif classname.find('BatchNorm') != -1:
+        torch.nn.init.normal_(m.weight, 1.0, 0.02)
+        torch.nn.init.zeros_(m.bias)
+
+
+class Reference:
+    """The body of main.py's `for i, data in enumerate(dataloader, 0):` loop, one call per iteration."""
+
+    def __init__(self, images_u8: torch.Tensor, batch: int, nz: int, ngf: int, ndf: int, device, workers: int):
+        self.device, self.nz = device, nz
+        dataset = torch.utils.data.TensorDataset(images_u8.float().div(127.5).sub(1))  # ToTensor + Normalize(.5, .5)
+        self.dataloader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers,
+                                                      drop_last=True)
+        self.netG = Generator(nz, ngf, 3).to(device)
+        self.netG.apply(weights_init)
+        self.netD = Discriminator(ndf, 3).to(device)
+        self.netD.apply(weights_init)
+        self.criterion = nn.BCELoss()
+        self.optimizerD = torch.optim.Adam(self.netD.parameters(), lr=0.0002, betas=(0.5, 0.999))
+        self.optimizerG = torch.optim.Adam(self.netG.parameters(), lr=0.0002, betas=(0.5, 0.999))
+        self.it = iter(self.dataloader)
+        self.line = ""
+
+    def step(self):
+        try:
+            data = next(self.it)
+        except StopIteration:  # next epoch
+            self.it = iter(self.dataloader)
+            data = next(self.it)
+        real_label, fake_label = 1, 0
+        ############################
+        # (1) Update D network: maximize log(D(x)) + log(1 - D(G(z)))
+        ###########################
+        # train with real
+        self.netD.zero_grad()
+        real_cpu = data[0].to(self.device)
+        batch_size = real_cpu.size(0)
+        label = torch.full((batch_size,), real_label, dtype=real_cpu.dtype, device=self.device)
+        output = self.netD(real_cpu)
+        errD_real = self.criterion(output, label)
+        errD_real.backward()
+        D_x = output.mean().item()
+        # train with fake
+        noise = torch.randn(batch_size, self.nz, 1, 1, device=self.device)
+        fake = self.netG(noise)
+        label.fill_(fake_label)
+        output = self.netD(fake.detach())
+        errD_fake = self.criterion(output, label)
+        errD_fake.backward()
+        D_G_z1 = output.mean().item()
+        errD = errD_real + errD_fake
+        self.optimizerD.step()
+        ############################
+        # (2) Update G network: maximize log(D(G(z)))
+        ###########################
+        self.netG.zero_grad()
+        label.fill_(real_label)  # fake labels are real for generator cost
+        output = self.netD(fake)
+        errG = self.criterion(output, label)
+        errG.backward()
+        D_G_z2 = output.mean().item()
+        self.optimizerG.step()
+        # main.py prints this line every iteration; we format it (same host reads) but keep the table clean
+        self.line = ('Loss_D: %.4f Loss_G: %.4f D(x): %.4f D(G(z)): %.4f / %.4f'
+                     % (errD.item(), errG.item(), D_x, D_G_z1, D_G_z2))
+
+
+# ---------------------------------------------------------------------------------------------------
+# ganforge, through the loop's own setup() and train_step()
+
+
+def ganforge_config(batch: int, nz: int, ngf: int, ndf: int, device: str, precision: str, channels_last: bool,
+                    compile_: bool) -> Config:
+    cfg = Config()
+    m, o, t = cfg.model, cfg.optim, cfg.train
+    m.arch, m.z_dim, m.g_width, m.d_width, m.g_norm, m.d_norm = "dcgan", nz, ngf, ndf, "batch", "batch"
+    cfg.loss.name = "nonsaturating"  # = BCE on D(G(z)) against "real" labels, as main.py
+    o.name, o.g_lr, o.d_lr, o.g_betas, o.d_betas = "adam", 2e-4, 2e-4, [0.5, 0.999], [0.5, 0.999]
+    t.batch, t.device, t.precision, t.channels_last, t.compile = batch, device, precision, channels_last, compile_
+    return cfg
+
+
+class Ganforge:
+    def __init__(self, images_u8: torch.Tensor, cfg: Config, device: torch.device):
+        data = Data(x=images_u8, kind="image", name="synthetic")
+        self.ctx = setup(cfg, data, device)
+        self.stats = torch.zeros(len(STAT_NAMES), device=device)
+        self.nimg = 0
+
+    def step(self):
+        self.nimg = train_step(self.ctx, self.nimg, self.stats)
+
+
+VARIANTS = {  # name -> (train.precision, train.channels_last, train.compile)
+    "fast": ("auto", True, False),
+    "compiled": ("auto", True, True),
+    "fp32": ("fp32", False, False),
+}
+
+# ---------------------------------------------------------------------------------------------------
+# measurement
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def img_per_s(loop, batch: int, seconds: float, device: torch.device) -> float:
+    """Run whole steps for at least `seconds` (and at least 2 steps); the clock stops after the device is done."""
+    sync(device)
+    n, t0 = 0, time.perf_counter()
+    while n < 2 or time.perf_counter() - t0 < seconds:
+        loop.step()
+        n += 1
+    sync(device)
+    return n * batch / (time.perf_counter() - t0)
+
+
+def step_flops(loop) -> int:
+    with FlopCounterMode(display=False) as fc:
+        loop.step()
+    return fc.get_total_flops()
+
+
+def matmul_peak(device: torch.device, n: int) -> float:
+    """Measured bf16 matmul FLOP/s (best of a few) with one big square torch.matmul."""
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    best = 0.0
+    for _ in range(4):
+        sync(device)
+        t0 = time.perf_counter()
+        reps = 10 if device.type == "cuda" else 1
+        for _ in range(reps):
+            a @ b
+        sync(device)
+        best = max(best, reps * 2 * n ** 3 / (time.perf_counter() - t0))
+    return best
+
+
+def check_no_host_sync(loop, steps: int = 3) -> str:
+    """CUDA only: run steps with torch's sync debug mode set to error: any host synchronisation raises."""
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(steps):
+            loop.step()
+        return "none"
+    except RuntimeError as e:
+        return f"FOUND: {str(e).splitlines()[0][:120]}"
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--batches", default="64,256", help="comma-separated batch sizes")
+    p.add_argument("--seconds", type=float, default=8.0, help="wall time per measurement")
+    p.add_argument("--rounds", type=int, default=3, help="alternations reference / ganforge per batch size")
+    p.add_argument("--variants", default="fast,fp32", help="ganforge variants, any of: fast (precision=auto + "
+                   "channels_last), compiled (fast + train.compile), fp32 (the same loop in plain fp32)")
+    p.add_argument("--ref-workers", type=int, default=0, help="DataLoader workers of the reference (main.py: 2)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    p.add_argument("--quick", action="store_true", help="tiny widths, one short round: a smoke test")
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    device = torch.device(a.device)
+    nz, ngf, ndf = (8, 4, 4) if a.quick else (100, 64, 64)
+    batches = [8] if a.quick else [int(b) for b in a.batches.split(",")]
+    seconds, rounds, warmup = (0.05, 1, 1) if a.quick else (a.seconds, a.rounds, 3)
+    variants = [v.strip() for v in a.variants.split(",") if v.strip()]
+    for v in variants:
+        if v not in VARIANTS:
+            p.error(f"--variants: unknown variant {v!r} (choose from {', '.join(VARIANTS)})")
+
+    if not variants:
+        p.error(f"--variants: name at least one of {', '.join(VARIANTS)}")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")
+    peak = matmul_peak(device, 256 if a.quick else (8192 if device.type == "cuda" else 2048))
+    print(f"device: {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} CPU threads; "
+          f"bf16 matmul peak measured: {peak / 1e12:.2f} TFLOP/s")
+    print(f"network: pytorch/examples DCGAN 64x64x3, nz={nz}, ngf={ngf}, ndf={ndf}; {seconds:g} s per measurement, "
+          f"{rounds} rounds alternating, medians")
+
+    labels = {v: f"ganforge[{resolve_precision(VARIANTS[v][0], device, 'image')}"
+                 f"{'+cl' if VARIANTS[v][1] else ''}{'+compile' if VARIANTS[v][2] else ''}]" for v in variants}
+    head = f"{'batch':>6} {'reference img/s':>16} {'ref MFU':>8}"
+    for v in variants:
+        head += f" | {labels[v]:>26} {'x ref':>6} {'MFU':>6}"
+    head += f" | {'GFLOP/img':>9} {'host syncs in step':>20}"
+    print()
+    print(head)
+    print("-" * len(head), flush=True)
+    for batch in batches:
+        torch.manual_seed(0)
+        images = torch.randint(0, 256, (max(4 * batch, 256), 3, 64, 64), dtype=torch.uint8)  # synthetic data
+        loops = {"reference": Reference(images, batch, nz, ngf, ndf, device, a.ref_workers)}
+        for v in variants:
+            loops[v] = Ganforge(images, ganforge_config(batch, nz, ngf, ndf, a.device, *VARIANTS[v]), device)
+        ref = loops["reference"]
+        for v in variants:  # the same network on both sides
+            counts = [sum(q.numel() for q in m.parameters()) for m in (ref.netG, ref.netD, loops[v].ctx.G,
+                                                                        loops[v].ctx.D)]
+            assert counts[:2] == counts[2:], f"architectures differ: {counts}"
+        for lp in loops.values():
+            for _ in range(warmup):
+                lp.step()
+        # FLOPs of one step, counted eagerly (the same network and step in every ganforge variant)
+        eager = Ganforge(images, ganforge_config(batch, nz, ngf, ndf, a.device, "fp32", False, False), device)
+        flops = {"reference": step_flops(ref), **{v: step_flops(eager) for v in variants}}
+        del eager
+        syncs = check_no_host_sync(loops[variants[0]]) if device.type == "cuda" and variants else "n/a (CPU)"
+        speed: dict[str, list[float]] = {k: [] for k in loops}
+        ratio: dict[str, list[float]] = {v: [] for v in variants}
+        for _ in range(rounds):
+            r = img_per_s(ref, batch, seconds, device)
+            speed["reference"].append(r)
+            for v in variants:
+                s = img_per_s(loops[v], batch, seconds, device)
+                speed[v].append(s)
+                ratio[v].append(s / r)
+        med = {k: statistics.median(x) for k, x in speed.items()}
+        mfu = {k: flops[k] / batch * med[k] / peak for k in loops}
+        line = f"{batch:>6} {med['reference']:>16.1f} {100 * mfu['reference']:>7.2f}%"
+        for v in variants:
+            line += f" | {med[v]:>26.1f} {statistics.median(ratio[v]):>5.2f}x {100 * mfu[v]:>5.2f}%"
+        fl = flops[variants[0]] / batch / 1e9 if variants else float("nan")
+        print(line + f" | {fl:>9.3f} {syncs:>20}", flush=True)
+        for v in variants:
+            fell = [n for n in ("G", "D") if getattr(getattr(loops[v].ctx.objective, n), "failed", False)]
+            if fell:
+                print(f"       note: {labels[v]}: torch.compile failed for {', '.join(fell)}, which ran eagerly")
+        del loops
+    print("\nMFU: model FLOPs of one training step (FlopCounterMode) x steps/s / measured bf16 matmul peak;"
+          " ratios are medians of per-round ratios.")
+
+
+if __name__ == "__main__":
+    main()
