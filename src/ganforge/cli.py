@@ -65,6 +65,12 @@ def _report(a: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
+def _metric_list() -> str:
+    from .metrics import METRICS
+
+    return "metrics:\n" + "\n".join(f"  {n:10s} {METRICS.get(n).doc}" for n in METRICS.names())
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ganforge", description="Train, evaluate and sample GANs.")
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
@@ -90,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.set_defaults(fn=_sample)
 
-    e = sub.add_parser("eval", help="metrics of a run or a samples .npz against its dataset")
+    e = sub.add_parser("eval", help="metrics of a run or a samples .npz against its dataset",
+                       epilog=_metric_list(), formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("target", help="RUN_DIR or SAMPLES.npz")
     e.add_argument("--metrics", help="comma-separated metric names (default: the dataset's sensible set)")
     e.add_argument("--n", type=int, default=None, help="number of generated samples (and real items)")
