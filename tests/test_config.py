@@ -103,4 +103,4 @@ def test_schedules():
         assert 0 < noise_std(sched, 0.2, 10, 5000) < 0.2
     assert noise_std("constant", 0.2, 10, 10 ** 6) == 0.2
     with pytest.raises(GanforgeError, match="optim.lr_kimg"):
-        resolve("digits", ["optim.lr_schedule=linear"])
+        resolve("digits", ["optim.lr_schedule=linear", "optim.lr_kimg=0"])
