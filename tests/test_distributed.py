@@ -33,14 +33,6 @@ ATOL = 1e-5
 NO_BN = TINY + ["model.g_norm=none", "model.d_norm=none", "train.keep_checkpoints=0", "train.device=cpu"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a small machine shared with other work, 2 threads ran these tiny nets ~7x slower
-    (OpenMP workers wait for a core that another process holds)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:

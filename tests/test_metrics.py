@@ -21,14 +21,6 @@ from ganforge.metrics.fid import trace_sqrt_product
 from ganforge.metrics.toy import toy_assign, toy_metrics
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # small CPU workloads: on a shared, oversubscribed 2-core CPU one thread runs them ~10x faster than two
-    # (Inception forward measured here: 0.35 s vs 3.7 s per image)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def gen(seed: int = 0) -> torch.Generator:

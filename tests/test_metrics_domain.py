@@ -12,14 +12,6 @@ from ganforge.errors import GanforgeError
 from ganforge.metrics import domain, evaluate
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # small CPU workloads: on a shared, oversubscribed 2-core CPU one thread runs them ~10x faster than two
-    # (Inception forward measured here: 0.35 s vs 3.7 s per image)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)

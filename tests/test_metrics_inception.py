@@ -18,14 +18,6 @@ from ganforge.metrics import evaluate, feature_stats, frechet_distance, is_from_
 from ganforge.metrics import inception as inc
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # small CPU workloads: on a shared, oversubscribed 2-core CPU one thread runs them ~10x faster than two
-    # (Inception forward measured here: 0.35 s vs 3.7 s per image)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def random_state(seed: int = 0) -> dict[str, torch.Tensor]:

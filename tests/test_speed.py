@@ -16,14 +16,6 @@ from .conftest import TINY
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a small machine shared with other work, 2 threads ran these tiny nets ~7x slower
-    (OpenMP workers wait for a core that another process holds)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _steps(overrides, n=4):

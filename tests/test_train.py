@@ -180,3 +180,15 @@ def test_presets_command():
     assert r.returncode == 0
     for name in ("digits", "ring", "grid"):
         assert any(line.startswith(name) for line in r.stdout.splitlines())
+
+
+def test_host_resident_data_resumes_exactly(tmp_path):
+    """train.data_device=host: the data order comes from its own generator, saved in the checkpoint."""
+    extra = ["train.data_device=host", "train.tick_kimg=0.128"]
+    full = _train(tmp_path / "f", *extra, kimg=0.256)
+    half = _train(tmp_path / "h", *extra, kimg=0.128)
+    ganforge.train(resume=half, overrides=["train.kimg=0.256"], progress=False)
+    a, b = (load_checkpoint(list_checkpoints(r)[-1]) for r in (full, half))
+    assert "gen" in a["data"]
+    for k in a["G_ema"]:
+        assert torch.equal(a["G_ema"][k], b["G_ema"][k]), k

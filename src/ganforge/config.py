@@ -89,6 +89,8 @@ class TrainConfig:
     channels_last: bool = False   # channels_last memory format for conv nets
     compile: bool = False         # torch.compile the G and D forward passes (penalties stay eager; eager fallback)
     sync_bn: bool = False         # multi-GPU: batch-norm statistics over the global batch (SyncBatchNorm; not on CPU)
+    data_device: str = "auto"     # auto | device | host: keep the dataset on the training device, or stream
+                                  # minibatches from host memory (auto: host when it would fill > 1/4 of GPU memory)
     grid_size: int = 64           # samples in the fixed-z grid / scatter written at each tick
     metrics: list[str] = field(default_factory=list)  # metrics computed at ticks (see `ganforge eval --help`)
     metrics_n: int = 2500         # samples per metric evaluation at ticks
@@ -113,6 +115,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "optim.lr_schedule": ("constant", "linear", "cosine"),
     "train.noise_schedule": ("constant", "linear", "cosine", "exponential"),
     "train.precision": ("fp32", "bf16", "auto"),
+    "train.data_device": ("auto", "device", "host"),
     "data.crop": ("center", "random"),
     "data.split": ("train", "test", "all"),
 }

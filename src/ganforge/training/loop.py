@@ -41,16 +41,25 @@ RESUME_FROZEN = ("data.", "model.")  # changing these would not be a continuatio
 
 
 class DeviceSampler:
-    """Minibatches from a device-resident tensor through a device-side permutation: no DataLoader, no host sync.
+    """Minibatches through a permutation: no DataLoader, no host sync.
 
-    `batch` is the global batch; each process keeps its own slice of it (distributed.local_slice).
+    Data that fits lives on the training device and is indexed there by a device-side permutation. Larger data
+    (train.data_device=host, or auto when it would take over a quarter of the free GPU memory) stays in host
+    memory (pinned for CUDA): the permutation is then drawn on the CPU (`gen` is a CPU generator) and each
+    minibatch is copied to the device as it is needed. `batch` is the global batch; each process keeps its own
+    slice of it (distributed.local_slice).
     """
 
-    def __init__(self, x: torch.Tensor, batch: int, gen: torch.Generator):
+    def __init__(self, x: torch.Tensor, batch: int, gen: torch.Generator, device: torch.device | None = None,
+                 channels_last: bool = False, own_gen: bool = False):
         if batch > x.shape[0]:
             raise GanforgeError(f"train.batch ({batch}) is larger than the dataset ({x.shape[0]} items); "
                                 "lower train.batch or use more data")
         self.x, self.batch, self.gen = x, batch, gen
+        self.device = torch.device(device) if device is not None else x.device
+        self.streaming = self.x.device != self.device
+        self.channels_last = channels_last and x.ndim == 4
+        self.own_gen = own_gen  # a generator of its own (host data): its state is part of the data state
         self.perm = torch.randperm(x.shape[0], generator=gen, device=x.device)
         self.pos = 0
 
@@ -60,13 +69,33 @@ class DeviceSampler:
             self.pos = 0
         idx = dist.local_slice(self.perm[self.pos: self.pos + self.batch])
         self.pos += self.batch
-        return self.x[idx]
+        out = self.x[idx]
+        if self.streaming:
+            out = out.to(self.device, non_blocking=True)
+            if self.channels_last:
+                out = out.contiguous(memory_format=torch.channels_last)
+        return out
 
     def state_dict(self) -> dict:
-        return {"perm": self.perm.cpu(), "pos": self.pos}
+        s = {"perm": self.perm.cpu(), "pos": self.pos}
+        if self.own_gen:
+            s["gen"] = self.gen.get_state()
+        return s
 
     def load_state_dict(self, s: dict) -> None:
         self.perm, self.pos = s["perm"].to(self.x.device), int(s["pos"])
+        if self.own_gen and "gen" in s:
+            self.gen.set_state(s["gen"])
+
+
+def data_on_device(mode: str, x: torch.Tensor, device: torch.device) -> bool:
+    """train.data_device -> keep the whole dataset on the training device?"""
+    if mode != "auto":
+        return mode == "device"
+    if device.type != "cuda":
+        return True  # CPU training: host memory *is* the device memory
+    free, _ = torch.cuda.mem_get_info(device)
+    return x.numel() * x.element_size() < free // 4
 
 
 def pick_device(name: str) -> torch.device:
@@ -212,9 +241,13 @@ def setup(cfg: Config, data: Data, device: torch.device) -> StepContext:
     """Data on the device, fresh G / D / G_ema, optimisers, RNG and the objective, as train.* asks."""
     t = cfg.train
     conv = data.kind == "image"
-    x_dev = data.x.to(device)
-    if conv and t.channels_last:
-        x_dev = x_dev.contiguous(memory_format=torch.channels_last)
+    resident = data_on_device(t.data_device, data.x, device)
+    if resident:
+        x_src = data.x.to(device)
+        if conv and t.channels_last:
+            x_src = x_src.contiguous(memory_format=torch.channels_last)
+    else:
+        x_src = data.x.pin_memory() if device.type == "cuda" else data.x
     torch.manual_seed(t.seed)  # weight init is identical on every rank
     G, D = build_models(cfg.model, data.shape, data.kind)
     G, D = G.to(device), D.to(device)
@@ -229,7 +262,9 @@ def setup(cfg: Config, data: Data, device: torch.device) -> StepContext:
     opt_g = make_optimizer(cfg.optim, "g", G.parameters(), device)
     opt_d = make_optimizer(cfg.optim, "d", D.parameters(), device)
     gen = torch.Generator(device).manual_seed(t.seed * 1000 + 17)
-    sampler = DeviceSampler(x_dev, t.batch, gen)
+    data_gen = gen if resident else torch.Generator().manual_seed(t.seed * 1000 + 23)
+    sampler = DeviceSampler(x_src, t.batch, data_gen, device, channels_last=conv and t.channels_last,
+                            own_gen=not resident)
     precision = resolve_precision(t.precision, device, data.kind)
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if precision == "bf16" \
         else contextlib.nullcontext
@@ -261,7 +296,7 @@ def train_step(s: StepContext, nimg: int, stats: torch.Tensor) -> int:
         s.opt_d.step()
     # Generator: one step; D's weights are frozen so no gradient is computed for them.
     s.D.requires_grad_(False)
-    z = dist.local_slice(sample_prior(t.batch, m.z_dim, m.prior, s.gen, s.sampler.x.device))
+    z = dist.local_slice(sample_prior(t.batch, m.z_dim, m.prior, s.gen, s.sampler.device))
     s.opt_g.zero_grad(set_to_none=True)
     s.objective.g_phase(z, stats, sigma, s.gen)
     dist.average_grads(s.G)
