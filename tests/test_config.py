@@ -1,7 +1,7 @@
 """Config: presets, typed overrides, unknown keys and bad values."""
 import pytest
 
-from ganforge.config import Config, apply_overrides, load_preset, preset_names, resolve, to_dict, from_dict
+from ganforge.config import from_dict, load_preset, preset_names, resolve, to_dict
 from ganforge.errors import GanforgeError
 
 

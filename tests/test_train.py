@@ -1,6 +1,5 @@
 """End-to-end: tiny training runs through the CLI and the API, exact resume, sampling, and bad input."""
 import json
-import shutil
 
 import numpy as np
 import pytest

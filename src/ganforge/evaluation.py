@@ -72,10 +72,10 @@ def evaluate_target(target, metrics: list[str] | None = None, *, n: int | None =
             raise GanforgeError(f"{p}: say which dataset the samples are compared with, e.g. --set data.name=fashion")
     else:
         raise GanforgeError(f"{p}: expected a run directory or a samples .npz file")
-    apply_overrides(cfg, [o for o in data_overrides or []])
     bad = [o for o in data_overrides or [] if not o.startswith("data.")]
     if bad:
         raise GanforgeError(f"--set {bad[0]}: eval takes only data.* keys")
+    apply_overrides(cfg, data_overrides or [])
     validate(cfg)
     data = build_dataset(cfg.data)
     names = metrics or default_metrics(data)

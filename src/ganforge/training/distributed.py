@@ -110,14 +110,6 @@ def any_true(flag: bool, device: torch.device) -> bool:
     return bool(t.item() > 0)
 
 
-def broadcast_module(module: nn.Module) -> None:
-    """Make rank 0's parameters and buffers everyone's."""
-    if not active():
-        return
-    for t in list(module.parameters()) + list(module.buffers()):
-        td.broadcast(t.data, src=0)
-
-
 def broadcast_object(obj):
     """Rank 0's Python object, on every rank."""
     if not active():

@@ -18,7 +18,6 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -384,8 +383,8 @@ def train(config: Config | dict | str | None = None, *, overrides: list[str] | N
     step = 0
     dist.barrier()
 
-    def do_tick(reason: str) -> None:
-        nonlocal tick, tick_start, tick_start_nimg, train_time, stats
+    def do_tick() -> None:
+        nonlocal tick, tick_start, tick_start_nimg, train_time
         elapsed = time.time() - tick_start
         train_time += elapsed
         dist.all_reduce_sum(stats)
@@ -408,7 +407,7 @@ def train(config: Config | dict | str | None = None, *, overrides: list[str] | N
         if dist.is_main():
             _write_samples(run_dir, G_ema, grid_z, data, tick, nimg, cfg.model.prior)
             if t.metrics:
-                record["metrics"] = _tick_metrics(cfg, G_ema, data, device, run_dir)
+                record["metrics"] = _tick_metrics(cfg, G_ema, data, device)
             _log(run_dir, record)
             ckpt = {"config": to_dict(cfg), "G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict(),
                     "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "nimg": nimg, "tick": tick,
@@ -432,7 +431,7 @@ def train(config: Config | dict | str | None = None, *, overrides: list[str] | N
                 stopping = stopping or nimg >= total_nimg
                 if stopping or nimg - tick_start_nimg >= t.tick_kimg * 1000:
                     if nimg > tick_start_nimg or state is None and tick == 0:
-                        do_tick("stop" if stopping else "tick")
+                        do_tick()
                     if stopping:
                         break
                 nimg = train_step(ctx, nimg, stats)
@@ -474,7 +473,7 @@ def _write_samples(run_dir: Path, G_ema, grid_z: torch.Tensor, data: Data, tick:
         save_scatter(many, real, path, title=f"{data.name}  {nimg / 1000:.1f} kimg")
 
 
-def _tick_metrics(cfg: Config, G_ema, data: Data, device: torch.device, run_dir: Path) -> dict:
+def _tick_metrics(cfg: Config, G_ema, data: Data, device: torch.device) -> dict:
     from ..metrics import evaluate
     from ..sampling import generate
 
