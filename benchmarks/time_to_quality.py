@@ -1,7 +1,8 @@
 """Time to quality: wall time of a preset's training to reach a metric target, fast path on vs off.
 
 Speed that costs quality is no speed: this trains the same preset twice, `fast` (train.precision=auto,
-train.channels_last=true) and `plain` (fp32, default layout), keeps every tick's checkpoint, then scores each
+train.channels_last=true, train.reuse_fakes=true) and `plain` (fp32, default layout, a fresh G(z) for G's step),
+keeps every tick's checkpoint, then scores each
 checkpoint's G_ema with a ganforge metric (default `domain_fd`, the Frechet distance in the features of a
 classifier trained on the dataset itself: see ganforge.metrics.domain) and prints, per mode, the training time
 (the log's time_s: tick overhead excluded) at which the metric first reached the target.
@@ -33,8 +34,8 @@ from ganforge.sampling import generate  # noqa: E402
 from ganforge.training.checkpoint import list_checkpoints, load_checkpoint  # noqa: E402
 from ganforge.training.loop import data_key  # noqa: E402
 
-MODES = {"plain": ["train.precision=fp32", "train.channels_last=false"],
-         "fast": ["train.precision=auto", "train.channels_last=true"]}
+MODES = {"plain": ["train.precision=fp32", "train.channels_last=false", "train.reuse_fakes=false"],
+         "fast": ["train.precision=auto", "train.channels_last=true", "train.reuse_fakes=true"]}
 
 
 def curve(run_dir: Path, metric: str, n: int, device: str) -> list[dict]:

@@ -93,3 +93,36 @@ def test_compiled_training_is_close_to_eager():
     for (k, a), b in zip(eager.G_ema.state_dict().items(), compiled.G_ema.state_dict().values()):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), (k, (a - b).abs().max().item())
 
+
+
+def test_reusing_the_d_steps_fakes_gives_the_same_generator_gradient():
+    """train.reuse_fakes: G's step on the kept fakes (and graph) of the D step == a fresh G(z) on the same z."""
+    cfg = resolve("digits", TINY)
+    data = build_dataset(cfg.data)
+    grads = []
+    for keep in (True, False):
+        ctx = loop.setup(cfg, data, CPU)  # same seed: same initial weights
+        torch.manual_seed(1)
+        real, z = ctx.sampler.next().float() / 127.5 - 1, torch.randn(cfg.train.batch, cfg.model.z_dim)
+        stats = torch.zeros(len(STAT_NAMES))
+        ctx.D.requires_grad_(True)
+        fake = ctx.objective.d_phase(real, z, stats, keep_fake=keep)
+        assert (fake is not None) == keep
+        ctx.opt_d.step()
+        ctx.D.requires_grad_(False)
+        ctx.objective.g_phase(None if keep else z, stats, fake=fake)
+        grads.append([p.grad.clone() for p in ctx.G.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("reuse,d_steps", [(True, 1), (True, 2), (False, 1), (False, 2)])
+def test_reuse_fakes_runs_the_generator_once_per_d_step(reuse, d_steps):
+    cfg = resolve("digits", TINY + [f"train.reuse_fakes={str(reuse).lower()}", f"train.d_steps={d_steps}"])
+    ctx = loop.setup(cfg, build_dataset(cfg.data), CPU)
+    calls = []
+    ctx.G.register_forward_hook(lambda *a: calls.append(torch.is_grad_enabled()))
+    loop.train_step(ctx, 0, torch.zeros(len(STAT_NAMES)))
+    # D steps run G without a graph, except the last one when its fakes are kept for G's step
+    want = [False] * (d_steps - 1) + ([True] if reuse else [False, True])
+    assert calls == want

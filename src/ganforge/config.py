@@ -76,6 +76,8 @@ class TrainConfig:
     kimg: float = 100.0           # training length in thousands of real images shown to D
     batch: int = 64               # minibatch size (global, over all processes)
     d_steps: int = 1              # k: discriminator updates per generator update (Goodfellow et al. 2014, Alg. 1)
+    reuse_fakes: bool = False     # G's step trains on the last D step's fakes G(z) instead of fresh latents
+                                  # (one G forward per step fewer, as pytorch/examples' DCGAN does)
     ema_kimg: float = 10.0        # half-life of the EMA of G's weights, in kimg; 0 = no EMA (G_ema = G)
     ema_rampup: float = 0.05      # EMA half-life is at most rampup * images seen so far; 0 = no ramp-up
     noise_std: float = 0.0        # instance noise: std of Gaussian noise added to D's inputs (model range)

@@ -57,13 +57,17 @@ class Objective:
         return x + std * randn_local(tuple(x.shape), gen, x.device, x.dtype)
 
     def d_phase(self, real: Tensor, z: Tensor, stats: Tensor, noise_std: float = 0.0,
-                gen: torch.Generator | None = None) -> None:
-        """Accumulate D's gradients for one minibatch: real [B, ...] in model range, z [B, z_dim]."""
+                gen: torch.Generator | None = None, keep_fake: bool = False) -> Tensor | None:
+        """Accumulate D's gradients for one minibatch: real [B, ...] in model range, z [B, z_dim].
+
+        keep_fake: run G(z) with its graph and return the fakes, so that the generator step can reuse
+        them instead of running G again (D only ever sees them detached). Otherwise G runs without a graph.
+        """
         with self.autocast():
-            with torch.no_grad():
+            with torch.set_grad_enabled(keep_fake):
                 fake = self.G(z)
             real_in = self._noise(real, noise_std, gen)
-            fake_in = self._noise(fake, noise_std, gen).to(real_in.dtype)
+            fake_in = self._noise(fake.detach(), noise_std, gen).to(real_in.dtype)
             D_real = self.D
             if self.r1_gamma > 0:  # R1 differentiates D(real) twice: that pass must run eagerly
                 real_in = real_in.detach().requires_grad_(True)
@@ -84,11 +88,14 @@ class Objective:
                                torch.sigmoid(rl).mean(), torch.sigmoid(fl).mean(), penalty.detach(),
                                torch.ones_like(loss), torch.zeros_like(loss)])
             stats.add_(upd)
+        return fake if keep_fake else None
 
-    def g_phase(self, z: Tensor, stats: Tensor, noise_std: float = 0.0, gen: torch.Generator | None = None) -> None:
-        """Accumulate G's gradients for one minibatch of latents z [B, z_dim]."""
+    def g_phase(self, z: Tensor | None, stats: Tensor, noise_std: float = 0.0, gen: torch.Generator | None = None,
+                fake: Tensor | None = None) -> None:
+        """Accumulate G's gradients for one minibatch of latents z [B, z_dim], or for fakes G(z) that
+        d_phase(keep_fake=True) already computed with their graph (then z is not needed)."""
         with self.autocast():
-            fake = self._noise(self.G(z), noise_std, gen)
+            fake = self._noise(self.G(z) if fake is None else fake, noise_std, gen)
             fake_logits = self.D(pack(fake, self.pack)).float()
             loss = self.loss.g(fake_logits)
         loss.backward()

@@ -286,18 +286,22 @@ def train_step(s: StepContext, nimg: int, stats: torch.Tensor) -> int:
                 group["lr"] = lr * mult
     # Discriminator: k steps, each on a fresh real batch and fresh latents.
     s.D.requires_grad_(True)
-    for _ in range(t.d_steps):
+    fake = None
+    for i in range(t.d_steps):
         real = to_model_range(s.sampler.next(), s.kind)
         z = dist.local_slice(sample_prior(t.batch, m.z_dim, m.prior, s.gen, real.device))
         s.opt_d.zero_grad(set_to_none=True)
-        s.objective.d_phase(real, z, stats, sigma, s.gen)
+        fake = s.objective.d_phase(real, z, stats, sigma, s.gen, keep_fake=t.reuse_fakes and i == t.d_steps - 1)
         dist.average_grads(s.D)
         s.opt_d.step()
-    # Generator: one step; D's weights are frozen so no gradient is computed for them.
+    # Generator: one step; D's weights are frozen so no gradient is computed for them. With
+    # train.reuse_fakes it trains on the last D step's fakes (G's weights have not changed since), which
+    # saves one forward pass of G per step; otherwise on fresh latents.
     s.D.requires_grad_(False)
-    z = dist.local_slice(sample_prior(t.batch, m.z_dim, m.prior, s.gen, s.sampler.device))
+    if fake is None:
+        z = dist.local_slice(sample_prior(t.batch, m.z_dim, m.prior, s.gen, s.sampler.device))
     s.opt_g.zero_grad(set_to_none=True)
-    s.objective.g_phase(z, stats, sigma, s.gen)
+    s.objective.g_phase(z, stats, sigma, s.gen, fake=fake)
     dist.average_grads(s.G)
     s.opt_g.step()
     nimg += t.batch * t.d_steps  # real images shown to D, over all processes
