@@ -4,9 +4,10 @@ Both train the same network: the pytorch/examples `dcgan/main.py` DCGAN at 64x64
 (3,576,704 + 2,765,568 parameters; checked below). The reference is written the way that script writes it
 (its own nn.Sequential G and D with a Sigmoid, BCELoss, fp32, a DataLoader with shuffling, `.item()` on
 every step). It is given a head start: its images are already float tensors in memory (no JPEG decoding,
-no resizing), and it runs no DataLoader workers by default (`--ref-workers`), which only compete for cores
-on a small machine. ganforge runs through its real code path, `training.loop.setup()` + `train_step()`,
-the very functions `ganforge train` runs. Measurements alternate between the loops, several rounds;
+no resizing). main.py's DataLoader has 2 workers (its `--workers` default), which on a small machine compete
+with the training threads for cores; `--ref-workers 0,2` (the default) measures both, and every ratio is
+taken against the FASTER of the references, so no ratio profits from a slow reference. ganforge runs through
+its real code path, `training.loop.setup()` + `train_step()`, the very functions `ganforge train` runs. Measurements alternate between the loops, several rounds;
 the table shows medians. Absolute numbers on a shared machine are noise: read the ratios.
 
     python benchmarks/throughput.py                          # CPU, batches 64,256
@@ -15,8 +16,10 @@ the table shows medians. Absolute numbers on a shared machine are noise: read th
 
 Variants (`--variants`): `fast` = train.precision=auto (bf16 autocast where the hardware has it) +
 channels_last; `compiled` = fast + train.compile; `fp32` = the same loop in plain fp32, to separate the
-loop's own savings from those of the number format. MFU = (FLOPs of one step, counted by FlopCounterMode) x steps/s /
-(bf16 matmul peak, measured here with one big torch.matmul).
+loop's own savings from those of the number format. Every variant has train.reuse_fakes=true: the generator
+step trains on the discriminator step's fakes, as main.py does. MFU = (FLOPs of one step, counted by
+FlopCounterMode) x steps/s / (bf16 matmul peak, measured here with one big torch.matmul). The ceiling column
+is the ratio ganforge's step would reach at 100% of that peak: no kernel tuning exceeds it on that machine.
 """
 from __future__ import annotations
 
@@ -86,7 +89,10 @@ class Reference:
     def __init__(self, images_u8: torch.Tensor, batch: int, nz: int, ngf: int, ndf: int, device, workers: int):
         self.device, self.nz = device, nz
         dataset = torch.utils.data.TensorDataset(images_u8.float().div(127.5).sub(1))  # ToTensor + Normalize(.5, .5)
-        self.dataloader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers,
+        # shuffle=True, as main.py, over an "epoch" of many passes: our in-memory set is small (a few batches), and
+        # real epochs are long, so DataLoader workers must not be restarted every few steps
+        shuffle = torch.utils.data.RandomSampler(dataset, num_samples=10_000 * len(dataset))
+        self.dataloader = torch.utils.data.DataLoader(dataset, batch_size=batch, sampler=shuffle, num_workers=workers,
                                                       drop_last=True)
         self.netG = Generator(nz, ngf, 3).to(device)
         self.netG.apply(weights_init)
@@ -154,6 +160,7 @@ def ganforge_config(batch: int, nz: int, ngf: int, ndf: int, device: str, precis
     cfg.loss.name = "nonsaturating"  # = BCE on D(G(z)) against "real" labels, as main.py
     o.name, o.g_lr, o.d_lr, o.g_betas, o.d_betas = "adam", 2e-4, 2e-4, [0.5, 0.999], [0.5, 0.999]
     t.batch, t.device, t.precision, t.channels_last, t.compile = batch, device, precision, channels_last, compile_
+    t.reuse_fakes = True  # G's step on the D step's fakes, one G forward per step: main.py's own algorithm
     return cfg
 
 
@@ -216,6 +223,28 @@ def matmul_peak(device: torch.device, n: int) -> float:
     return best
 
 
+def profile_step(loop, device: torch.device, peak: float, steps: int = 5) -> None:
+    """Share of the step's time per op kind; FLOP/s of the convolutions (forward and backward, FlopCounterMode)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    sync(device)
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            loop.step()
+        sync(device)
+    attr = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    events = sorted(prof.key_averages(), key=lambda e: -getattr(e, attr))
+    total = sum(getattr(e, attr) for e in events)
+    conv_us = sum(getattr(e, attr) for e in events if "conv" in e.key.lower())
+    conv_flops = step_flops(loop) * steps  # a dense DCGAN step: its FLOPs are its convolutions'
+    print(f"  profile ({steps} steps): convolutions take {100 * conv_us / total:.0f}% of the step's "
+          f"{'device' if device.type == 'cuda' else 'CPU'} time and run at {conv_flops / (conv_us * 1e-6) / 1e12:.2f} "
+          f"TFLOP/s = {100 * conv_flops / (conv_us * 1e-6) / peak:.0f}% of the bf16 matmul peak; top ops:")
+    for e in events[:8]:
+        print(f"    {e.key[:48]:<48} {100 * getattr(e, attr) / total:5.1f}%")
+
+
 def check_no_host_sync(loop, steps: int = 3) -> str:
     """CUDA only: run steps with torch's sync debug mode set to error: any host synchronisation raises."""
     torch.cuda.set_sync_debug_mode("error")
@@ -237,9 +266,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=3, help="alternations reference / ganforge per batch size")
     p.add_argument("--variants", default="fast,fp32", help="ganforge variants, any of: fast (precision=auto + "
                    "channels_last), compiled (fast + train.compile), fp32 (the same loop in plain fp32)")
-    p.add_argument("--ref-workers", type=int, default=0, help="DataLoader workers of the reference (main.py: 2)")
+    p.add_argument("--ref-workers", default="0,2", help="comma-separated DataLoader worker counts of the reference "
+                   "loops, each measured (main.py's default is 2); ratios are against the fastest")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--quick", action="store_true", help="tiny widths, one short round: a smoke test")
+    p.add_argument("--profile", action="store_true", help="also print where the first variant's step spends its "
+                   "time (torch.profiler, 5 steps per batch size) and the FLOP/s its convolutions reach")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -248,6 +280,8 @@ def main(argv: list[str] | None = None) -> None:
     batches = [8] if a.quick else [int(b) for b in a.batches.split(",")]
     seconds, rounds, warmup = (0.05, 1, 1) if a.quick else (a.seconds, a.rounds, 3)
     variants = [v.strip() for v in a.variants.split(",") if v.strip()]
+    ref_workers = [int(w) for w in a.ref_workers.split(",")]
+    refs = [f"ref{w}" for w in ref_workers]
     for v in variants:
         if v not in VARIANTS:
             p.error(f"--variants: unknown variant {v!r} (choose from {', '.join(VARIANTS)})")
@@ -263,20 +297,20 @@ def main(argv: list[str] | None = None) -> None:
 
     labels = {v: f"ganforge[{resolve_precision(VARIANTS[v][0], device, 'image')}"
                  f"{'+cl' if VARIANTS[v][1] else ''}{'+compile' if VARIANTS[v][2] else ''}]" for v in variants}
-    head = f"{'batch':>6} {'reference img/s':>16} {'ref MFU':>8}"
+    head = f"{'batch':>6}" + "".join(f" {f'reference, {w} workers':>21}" for w in ref_workers) + f" {'ref MFU':>8}"
     for v in variants:
         head += f" | {labels[v]:>26} {'x ref':>6} {'MFU':>6}"
-    head += f" | {'GFLOP/img':>9} {'host syncs in step':>20}"
+    head += f" | {'GFLOP/img':>9} {'ceiling x ref':>13} {'host syncs in step':>20}"
     print()
     print(head)
     print("-" * len(head), flush=True)
     for batch in batches:
         torch.manual_seed(0)
         images = torch.randint(0, 256, (max(4 * batch, 256), 3, 64, 64), dtype=torch.uint8)  # synthetic data
-        loops = {"reference": Reference(images, batch, nz, ngf, ndf, device, a.ref_workers)}
+        loops = {r: Reference(images, batch, nz, ngf, ndf, device, w) for r, w in zip(refs, ref_workers)}
         for v in variants:
             loops[v] = Ganforge(images, ganforge_config(batch, nz, ngf, ndf, a.device, *VARIANTS[v]), device)
-        ref = loops["reference"]
+        ref = loops[refs[0]]
         for v in variants:  # the same network on both sides
             counts = [sum(q.numel() for q in m.parameters()) for m in (ref.netG, ref.netD, loops[v].ctx.G,
                                                                         loops[v].ctx.D)]
@@ -286,32 +320,39 @@ def main(argv: list[str] | None = None) -> None:
                 lp.step()
         # FLOPs of one step, counted eagerly (the same network and step in every ganforge variant)
         eager = Ganforge(images, ganforge_config(batch, nz, ngf, ndf, a.device, "fp32", False, False), device)
-        flops = {"reference": step_flops(ref), **{v: step_flops(eager) for v in variants}}
+        ref_flops = step_flops(ref)
+        flops = {**{r: ref_flops for r in refs}, **{v: step_flops(eager) for v in variants}}
         del eager
         syncs = check_no_host_sync(loops[variants[0]]) if device.type == "cuda" and variants else "n/a (CPU)"
         speed: dict[str, list[float]] = {k: [] for k in loops}
         ratio: dict[str, list[float]] = {v: [] for v in variants}
         for _ in range(rounds):
-            r = img_per_s(ref, batch, seconds, device)
-            speed["reference"].append(r)
+            for name in refs:
+                speed[name].append(img_per_s(loops[name], batch, seconds, device))
+            r = max(speed[name][-1] for name in refs)  # this round's fastest reference
             for v in variants:
                 s = img_per_s(loops[v], batch, seconds, device)
                 speed[v].append(s)
                 ratio[v].append(s / r)
         med = {k: statistics.median(x) for k, x in speed.items()}
         mfu = {k: flops[k] / batch * med[k] / peak for k in loops}
-        line = f"{batch:>6} {med['reference']:>16.1f} {100 * mfu['reference']:>7.2f}%"
+        best = max(refs, key=med.get)
+        line = f"{batch:>6}" + "".join(f" {med[r]:>21.1f}" for r in refs) + f" {100 * mfu[best]:>7.2f}%"
         for v in variants:
             line += f" | {med[v]:>26.1f} {statistics.median(ratio[v]):>5.2f}x {100 * mfu[v]:>5.2f}%"
         fl = flops[variants[0]] / batch / 1e9 if variants else float("nan")
-        print(line + f" | {fl:>9.3f} {syncs:>20}", flush=True)
+        ceiling = peak / (fl * 1e9) / med[best]  # ganforge's step at 100% of the bf16 matmul peak, x reference
+        print(line + f" | {fl:>9.3f} {ceiling:>12.2f}x {syncs:>20}", flush=True)
+        if a.profile and variants:
+            profile_step(loops[variants[0]], device, peak)
         for v in variants:
             fell = [n for n in ("G", "D") if getattr(getattr(loops[v].ctx.objective, n), "failed", False)]
             if fell:
                 print(f"       note: {labels[v]}: torch.compile failed for {', '.join(fell)}, which ran eagerly")
         del loops
-    print("\nMFU: model FLOPs of one training step (FlopCounterMode) x steps/s / measured bf16 matmul peak;"
-          " ratios are medians of per-round ratios.")
+    print("\nMFU: model FLOPs of one training step (FlopCounterMode) x steps/s / measured bf16 matmul peak"
+          " (ref MFU: the fastest reference); ratios: medians of per-round ratios to that round's fastest reference;"
+          "\nceiling: the ratio ganforge's step (its FLOPs per image) would reach running at 100% of that peak.")
 
 
 if __name__ == "__main__":
