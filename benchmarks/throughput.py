@@ -276,6 +276,7 @@ def main(argv: list[str] | None = None) -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     device = torch.device(a.device)
+    torch.backends.cudnn.benchmark = True  # main.py sets it (and so does ganforge's setup(): train.cudnn_benchmark)
     nz, ngf, ndf = (8, 4, 4) if a.quick else (100, 64, 64)
     batches = [8] if a.quick else [int(b) for b in a.batches.split(",")]
     seconds, rounds, warmup = (0.05, 1, 1) if a.quick else (a.seconds, a.rounds, 3)

@@ -126,3 +126,15 @@ def test_reuse_fakes_runs_the_generator_once_per_d_step(reuse, d_steps):
     # D steps run G without a graph, except the last one when its fakes are kept for G's step
     want = [False] * (d_steps - 1) + ([True] if reuse else [False, True])
     assert calls == want
+
+
+def test_cudnn_benchmark_follows_the_config(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    t = resolve("digits", TINY).train
+    loop.configure_backends(t, CPU)  # nothing to do on CPU
+    assert torch.backends.cudnn.benchmark is False
+    loop.configure_backends(t, torch.device("cuda"))  # a device object only: no GPU is touched
+    assert torch.backends.cudnn.benchmark is True and t.cudnn_benchmark is True
+    t.cudnn_benchmark = False
+    loop.configure_backends(t, torch.device("cuda"))
+    assert torch.backends.cudnn.benchmark is False

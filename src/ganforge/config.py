@@ -90,6 +90,7 @@ class TrainConfig:
     precision: str = "fp32"       # fp32 | bf16 (autocast) | auto (bf16 for conv nets where the hardware has native bf16)
     channels_last: bool = False   # channels_last memory format for conv nets
     compile: bool = False         # torch.compile the G and D forward passes (penalties stay eager; eager fallback)
+    cudnn_benchmark: bool = True  # CUDA: let cuDNN time its convolution algorithms once per shape and keep the fastest
     sync_bn: bool = False         # multi-GPU: batch-norm statistics over the global batch (SyncBatchNorm; not on CPU)
     data_device: str = "auto"     # auto | device | host: keep the dataset on the training device, or stream
                                   # minibatches from host memory (auto: host when it would fill > 1/4 of GPU memory)

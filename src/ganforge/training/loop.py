@@ -236,10 +236,17 @@ class StepContext:
     precision: str             # resolved: fp32 | bf16
 
 
+def configure_backends(t, device: torch.device) -> None:
+    """Process-wide backend switches for training on `device` (train.cudnn_benchmark)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = bool(t.cudnn_benchmark)
+
+
 def setup(cfg: Config, data: Data, device: torch.device) -> StepContext:
     """Data on the device, fresh G / D / G_ema, optimisers, RNG and the objective, as train.* asks."""
     t = cfg.train
     conv = data.kind == "image"
+    configure_backends(t, device)
     resident = data_on_device(t.data_device, data.x, device)
     if resident:
         x_src = data.x.to(device)
