@@ -34,6 +34,37 @@ def _sample(a: argparse.Namespace) -> None:
     print(f"wrote {a.n} samples to {out}")
 
 
+def _project(a: argparse.Namespace) -> None:
+    import io
+
+    import numpy as np
+    import torch
+
+    from .inversion import read_items
+    from .sampling import load
+    from .training.checkpoint import atomic_write
+    from .training.visuals import image_grid
+
+    if not a.out.endswith(".npz"):
+        raise GanforgeError(f"--out {a.out!r}: the projection is written as a .npz file")
+    g = load(a.run_dir, device=a.device)
+    x = read_items(a.input, g.kind, g.shape)
+    p = g.project(x, steps=a.steps, lr=a.lr, starts=a.starts, seed=a.seed)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, z=p.z, reconstructions=p.reconstructions, mse=p.mse, start_mse=p.start_mse)
+    atomic_write(Path(a.out), lambda f: f.write(buf.getvalue()))
+    print(f"projected {len(p.z)} item(s): mean squared error {p.mse.mean():.4g} in model range "
+          f"(best start: {p.start_mse.mean():.4g}); wrote z, reconstructions, mse to {a.out}")
+    if a.grid:
+        if g.kind != "image":
+            raise GanforgeError("--grid: a side-by-side grid needs images; the reconstructions are in the .npz")
+        n = min(len(x), 32)
+        pair = np.stack([np.asarray(x[:n]), p.reconstructions[:n]], 1).reshape(2 * n, *p.reconstructions.shape[1:])
+        Path(a.grid).parent.mkdir(parents=True, exist_ok=True)
+        image_grid(torch.from_numpy(pair).permute(0, 3, 1, 2), cols=8 if n >= 4 else 2 * n).save(a.grid)
+        print(f"wrote {a.grid} (each input followed by its reconstruction)")
+
+
 def _eval(a: argparse.Namespace) -> None:
     import json
 
@@ -95,6 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--truncation", type=float, default=None)
     s.add_argument("--device", default="cpu")
     s.set_defaults(fn=_sample)
+
+    j = sub.add_parser("project", help="find latents whose samples match given images or vectors (inversion)")
+    j.add_argument("run_dir")
+    j.add_argument("input", help="IMAGES.npz | VECTORS.npy | an image file | a folder of images")
+    j.add_argument("--out", required=True, help="OUT.npz: z, reconstructions, mse, start_mse")
+    j.add_argument("--grid", help="also write a PNG with each input beside its reconstruction (images)")
+    j.add_argument("--steps", type=int, default=300, help="Adam steps on z")
+    j.add_argument("--starts", type=int, default=16, help="random starting latents per item; the best one is kept")
+    j.add_argument("--lr", type=float, default=0.05)
+    j.add_argument("--seed", type=int, default=0)
+    j.add_argument("--device", default="cpu")
+    j.set_defaults(fn=_project)
 
     e = sub.add_parser("eval", help="metrics of a run or a samples .npz against its dataset",
                        epilog=_metric_list(), formatter_class=argparse.RawDescriptionHelpFormatter)

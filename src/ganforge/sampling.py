@@ -47,6 +47,17 @@ class Generator:
         """Like `sample` but in dataset layout: uint8 [n, C, H, W] or float32 [n, D]."""
         return generate(self.net, self.model, self.kind, n, seed, self.device, truncation)
 
+    def project(self, x, steps: int = 300, lr: float = 0.05, starts: int = 16, prior_weight: float = 1e-3,
+                seed: int = 0, batch: int = 256):
+        """Latents whose samples match `x` (images uint8 [N, H, W, C] as `sample` returns, or vectors [N, D]):
+        a `ganforge.inversion.Projection` with z, reconstructions, mse and start_mse. Same seed, same result."""
+        from .inversion import as_model_input, project, to_projection
+
+        target = as_model_input(x, self.kind, self.shape)
+        out = project(self.net, target, self.model.z_dim, self.model.prior, steps=steps, lr=lr, starts=starts,
+                      prior_weight=prior_weight, seed=seed, batch=batch, device=self.device)
+        return to_projection(*out, self.kind)
+
     @torch.no_grad()
     def interpolate(self, steps: int = 8, seed: int = 0, seed_to: int = 1) -> np.ndarray:
         """Samples along the path between the latents of two seeds (slerp for a normal prior, lerp for uniform)."""
