@@ -1,4 +1,5 @@
 """The benchmark scripts run and print their tables (correctness only: tests never assert on wall-clock)."""
+import os
 import subprocess
 import sys
 
@@ -16,3 +17,16 @@ def test_throughput_quick_prints_the_table():
     assert "ganforge[" in lines[head] and "x ref" in lines[head] and "MFU" in lines[head] and "ceiling" in lines[head]
     row = lines[head + 2].replace("|", " ").split()
     assert row[0] == "8" and all(float(v.rstrip("x%")) > 0 for v in row[1:10]), row
+
+
+def test_bigan_benchmark_runs(tmp_path):
+    tiny = ["train.kimg=0.256", "train.tick_kimg=0.128", "train.batch=32", "model.g_width=16", "model.d_width=16",
+            "model.depth=2", "train.metrics=[]"]
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bigan.py"), "ring", "--n", "200",
+                        "--out", str(tmp_path), *[a for s in tiny for a in ("--set", s)]],
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = {line.split()[0]: line for line in r.stdout.splitlines() if line.startswith("  ")}
+    assert set(lines) == {"encoder", "projection", "chance"}
+    for line in lines.values():
+        assert "same mode" in line and "%" in line and "|G(z) - x|" in line

@@ -48,6 +48,7 @@ class ModelConfig:
     g_norm: str = "batch"         # generator normalisation: batch | none
     d_norm: str = "none"          # discriminator normalisation: batch | none | spectral
     pack: int = 1                 # PacGAN packing degree m: D judges m samples at once (Lin et al. 2018)
+    encoder: bool = False         # BiGAN / ALI: also train an encoder E: x -> z; D judges pairs (x, E(x)) vs (G(z), z)
 
 
 @dataclass
@@ -327,8 +328,18 @@ def validate(cfg: Config) -> None:
         if v not in choices:
             raise GanforgeError(f"{key}: {v!r} is not one of {', '.join(choices)}")
     DATASETS.get(cfg.data.name)
-    MODELS.get(cfg.model.arch)
-    LOSSES.get(cfg.loss.name)
+    fam = MODELS.get(cfg.model.arch)
+    loss = LOSSES.get(cfg.loss.name)
+    if cfg.model.encoder:
+        if fam.encoder is None:
+            raise GanforgeError(f"model.encoder: the {cfg.model.arch!r} family has no encoder; use one of "
+                                f"{', '.join(n for n in MODELS.names() if MODELS.get(n).encoder is not None)}")
+        if loss.e is None:
+            raise GanforgeError(f"model.encoder: the loss {cfg.loss.name!r} defines no encoder loss "
+                                "(AdversarialLoss.e); choose another loss.name or set model.encoder=false")
+        if cfg.model.pack != 1:
+            raise GanforgeError("model.encoder: packing (model.pack > 1) is not defined for pairs (x, z); "
+                                "set model.pack=1")
     t = cfg.train
     positive = {"train.kimg": t.kimg, "train.batch": t.batch, "train.d_steps": t.d_steps,
                 "train.tick_kimg": t.tick_kimg, "model.z_dim": cfg.model.z_dim,

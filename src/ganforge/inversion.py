@@ -5,7 +5,7 @@ range ([-1, 1] for images), where d is the number of values per item and R is th
 log-density up to constants: ||z||^2 / (2 z_dim) for a normal prior (it keeps z where the generator was
 trained), none for a uniform prior, whose box [-1, 1] is kept by clamping after every step.
 GAN objectives are not convex in z, so the start matters: each item starts from the best of `starts`
-latents drawn from the prior (Lipton & Tripathi 2017 and Creswell & Bharath 2018 discuss the landscape).
+latents drawn from the prior (and of E(x), when the generator was trained with an encoder) (Lipton & Tripathi 2017 and Creswell & Bharath 2018 discuss the landscape).
 The generator runs in eval mode (batch norm uses its running statistics), so items are projected
 independently: the result for an item does not depend on the others in the batch or on `batch`.
 """
@@ -58,8 +58,10 @@ def as_model_input(x, kind: str, shape: tuple[int, ...]) -> torch.Tensor:
 
 def project(G: torch.nn.Module, x: torch.Tensor, z_dim: int, prior: str, *, steps: int = 300, lr: float = 0.05,
             starts: int = 16, prior_weight: float = 1e-3, seed: int = 0, batch: int = 256,
-            device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """x: float [N, ...] in model range -> (z [N, z_dim], G(z) [N, ...], mse [N], start_mse [N]), on the CPU."""
+            device: torch.device | str = "cpu", encoder=None) -> tuple[torch.Tensor, ...]:
+    """x: float [N, ...] in model range -> (z [N, z_dim], G(z) [N, ...], mse [N], start_mse [N]), on the CPU.
+
+    encoder: a trained E (BiGAN): E(x) joins the random starts as one more candidate."""
     if len(x) == 0:
         raise GanforgeError("nothing to project: the input holds no items")
     if steps < 0 or starts < 1 or lr <= 0 or prior_weight < 0:
@@ -74,8 +76,13 @@ def project(G: torch.nn.Module, x: torch.Tensor, z_dim: int, prior: str, *, step
     outs = []
     try:
         for i in range(0, len(x), batch):
-            outs.append(_project_batch(G, x[i: i + batch].to(device), z0[i: i + batch].to(device), prior, steps, lr,
-                                       prior_weight))
+            xb, zb = x[i: i + batch].to(device), z0[i: i + batch].to(device)
+            if encoder is not None:
+                with torch.no_grad():
+                    e = encoder(xb).float()
+                    e = e.clamp(-1, 1) if prior == "uniform" else e  # a start inside the prior's box
+                    zb = torch.cat([zb, e[:, None]], 1)
+            outs.append(_project_batch(G, xb, zb, prior, steps, lr, prior_weight))
     finally:
         for p, r in zip(G.parameters(), params):
             p.requires_grad_(r)

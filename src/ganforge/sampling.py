@@ -11,7 +11,7 @@ import torch
 from .config import ModelConfig
 from .data.base import from_model_range
 from .errors import GanforgeError
-from .models import MODELS
+from .models import build_generator
 from .models.base import sample_prior
 
 
@@ -55,8 +55,26 @@ class Generator:
 
         target = as_model_input(x, self.kind, self.shape)
         out = project(self.net, target, self.model.z_dim, self.model.prior, steps=steps, lr=lr, starts=starts,
-                      prior_weight=prior_weight, seed=seed, batch=batch, device=self.device)
+                      prior_weight=prior_weight, seed=seed, batch=batch, device=self.device,
+                      encoder=self.net.encode if self.has_encoder else None)
         return to_projection(*out, self.kind)
+
+    @property
+    def has_encoder(self) -> bool:
+        """Trained with model.encoder (BiGAN / ALI): `encode` maps data to latents in one forward pass."""
+        return hasattr(self.net, "encode")
+
+    @torch.no_grad()
+    def encode(self, x, batch: int = 256) -> np.ndarray:
+        """Latents float32 [N, z_dim] of data `x` (as for `project`) from the trained encoder E."""
+        from .inversion import as_model_input
+
+        if not self.has_encoder:
+            raise GanforgeError("this generator has no encoder (it was trained with model.encoder=false); "
+                                "use project() to find latents by optimisation")
+        t = as_model_input(x, self.kind, self.shape)
+        z = [self.net.encode(t[i: i + batch].to(self.device)).float().cpu() for i in range(0, len(t), batch)]
+        return torch.cat(z).numpy()
 
     @torch.no_grad()
     def interpolate(self, steps: int = 8, seed: int = 0, seed_to: int = 1) -> np.ndarray:
@@ -92,7 +110,7 @@ def load(run_dir: str | Path, device: str = "cpu") -> Generator:
         kind, shape = meta["data"]["kind"], tuple(meta["data"]["shape"])
     except (ValueError, KeyError, TypeError) as e:
         raise GanforgeError(f"{gdir / 'config.json'} is damaged or not a ganforge generator ({e})") from None
-    net = MODELS.get(mcfg.arch).generator(mcfg, shape)
+    net = build_generator(mcfg, shape, kind)
     try:
         sd = load_file(str(gdir / "model.safetensors"))
         net.load_state_dict(sd)

@@ -9,6 +9,12 @@ With D(x) = sigmoid(l):
   hinge          D: E[relu(1 - l_r)] + E[relu(1 + l_f)]   G: -E[l_f]                    (Lim & Ye 2017; Miyato et al. 2018)
   least-squares  D: 1/2 E[(l_r - 1)^2] + 1/2 E[l_f^2]     G: 1/2 E[(l_f - 1)^2]         (Mao et al. 2017, a=0, b=1, c=1)
 One-sided label smoothing (Salimans et al. 2016) replaces the real target 1 by 1 - s.
+
+`e(real_pair_logits)` is the encoder's loss in a BiGAN/ALI (model.encoder): D judges pairs, (x, E(x)) is the
+"real" pair and (G(z), z) the "fake" one, and E plays G's game mirrored: it wants D to call its pair fake.
+  minimax: log D(x, E(x)) = -softplus(-l_r) (with G's term, exactly -V of the minimax game);
+  nonsaturating: -log(1 - D(x, E(x))) = softplus(l_r);  wasserstein, hinge: E[l_r];
+  least-squares: 1/2 E[l_r^2] (E's target is the fake label, 0).
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ Tensor = torch.Tensor
 class AdversarialLoss:
     d: Callable[[Tensor, Tensor, float], Tensor]
     g: Callable[[Tensor], Tensor]
+    e: Callable[[Tensor], Tensor] | None = None  # the encoder's loss on (x, E(x)) pairs' logits (BiGAN / ALI)
     default_gp: float = 0.0         # gradient-penalty weight used when loss.gp_weight = -1
     smoothing: bool = True          # whether one-sided label smoothing is defined for this loss
     probability: bool = True        # whether sigmoid(logit) is D's probability that x is real
@@ -41,14 +48,16 @@ def _bce_d(real: Tensor, fake: Tensor, s: float) -> Tensor:
     return real_term.mean() + F.softplus(fake).mean()
 
 
-LOSSES.register("minimax")(AdversarialLoss(d=_bce_d, g=lambda fake: -F.softplus(fake).mean()))
-LOSSES.register("nonsaturating")(AdversarialLoss(d=_bce_d, g=lambda fake: F.softplus(-fake).mean()))
+LOSSES.register("minimax")(AdversarialLoss(d=_bce_d, g=lambda fake: -F.softplus(fake).mean(),
+                                           e=lambda real: -F.softplus(-real).mean()))
+LOSSES.register("nonsaturating")(AdversarialLoss(d=_bce_d, g=lambda fake: F.softplus(-fake).mean(),
+                                                 e=lambda real: F.softplus(real).mean()))
 LOSSES.register("wasserstein")(AdversarialLoss(
-    d=lambda real, fake, s: fake.mean() - real.mean(), g=lambda fake: -fake.mean(),
+    d=lambda real, fake, s: fake.mean() - real.mean(), g=lambda fake: -fake.mean(), e=lambda real: real.mean(),
     default_gp=10.0, smoothing=False, probability=False))
 LOSSES.register("hinge")(AdversarialLoss(
     d=lambda real, fake, s: F.relu(1 - real).mean() + F.relu(1 + fake).mean(), g=lambda fake: -fake.mean(),
-    smoothing=False, probability=False))
+    e=lambda real: real.mean(), smoothing=False, probability=False))
 LOSSES.register("least-squares")(AdversarialLoss(
     d=lambda real, fake, s: 0.5 * ((real - (1 - s)) ** 2).mean() + 0.5 * (fake ** 2).mean(),
-    g=lambda fake: 0.5 * ((fake - 1) ** 2).mean(), probability=False))
+    g=lambda fake: 0.5 * ((fake - 1) ** 2).mean(), e=lambda real: 0.5 * (real ** 2).mean(), probability=False))

@@ -11,6 +11,7 @@ from typing import Callable
 
 import torch
 
+from ..models.base import join
 from .adversarial import LOSSES, AdversarialLoss
 from .penalties import gradient_penalty, r1_penalty
 
@@ -39,13 +40,14 @@ class Objective:
     r1_gamma: float
     pack: int
     autocast: Callable[[], contextlib.AbstractContextManager]
+    encode: Callable[[Tensor], Tensor] | None = None  # BiGAN / ALI: E; D then judges join(x, z) pairs
 
     @classmethod
-    def from_config(cls, cfg, G, D, D_eager, autocast) -> "Objective":
+    def from_config(cls, cfg, G, D, D_eager, autocast, encode=None) -> "Objective":
         loss = LOSSES.get(cfg.loss.name)
         gp = loss.default_gp if cfg.loss.gp_weight < 0 else cfg.loss.gp_weight
         return cls(G=G, D=D, D_eager=D_eager, loss=loss, smoothing=cfg.loss.label_smoothing, gp_weight=gp,
-                   r1_gamma=cfg.loss.r1_gamma, pack=cfg.model.pack, autocast=autocast)
+                   r1_gamma=cfg.loss.r1_gamma, pack=cfg.model.pack, autocast=autocast, encode=encode)
 
     @staticmethod
     def _noise(x: Tensor, std: float, gen: torch.Generator | None) -> Tensor:
@@ -68,6 +70,10 @@ class Objective:
                 fake = self.G(z)
             real_in = self._noise(real, noise_std, gen)
             fake_in = self._noise(fake.detach(), noise_std, gen).to(real_in.dtype)
+            if self.encode is not None:  # BiGAN: the real pair is (x, E(x)), the fake pair (G(z), z)
+                with torch.no_grad():
+                    code = self.encode(real)
+                real_in, fake_in = join(real_in, code), join(fake_in, z).to(real_in.dtype)
             D_real = self.D
             if self.r1_gamma > 0:  # R1 differentiates D(real) twice: that pass must run eagerly
                 real_in = real_in.detach().requires_grad_(True)
@@ -91,13 +97,20 @@ class Objective:
         return fake if keep_fake else None
 
     def g_phase(self, z: Tensor | None, stats: Tensor, noise_std: float = 0.0, gen: torch.Generator | None = None,
-                fake: Tensor | None = None) -> None:
+                fake: Tensor | None = None, real: Tensor | None = None) -> None:
         """Accumulate G's gradients for one minibatch of latents z [B, z_dim], or for fakes G(z) that
-        d_phase(keep_fake=True) already computed with their graph (then z is not needed)."""
+        d_phase(keep_fake=True) already computed with their graph (z is then needed only with an encoder).
+        With an encoder (BiGAN), also E's, on the real minibatch `real`: E plays against D with loss.e."""
         with self.autocast():
             fake = self._noise(self.G(z) if fake is None else fake, noise_std, gen)
+            if self.encode is not None:
+                fake = join(fake, z)
             fake_logits = self.D(pack(fake, self.pack)).float()
             loss = self.loss.g(fake_logits)
+            if self.encode is not None:
+                real_in = self._noise(real, noise_std, gen)
+                real_logits = self.D(join(real_in, self.encode(real)).to(fake.dtype)).float()
+                loss = loss + self.loss.e(real_logits)
         loss.backward()
         with torch.no_grad():
             z0 = torch.zeros_like(loss)

@@ -2,11 +2,13 @@
 
 Contract (checked by tests over every registered family):
   G(z [N, z_dim]) -> [N, *data_shape] in model range (images: tanh, [-1, 1]);
-  D(x [N // pack, pack * C, H, W] or [N // pack, pack * D]) -> logits [N // pack] (float, unbounded).
+  D(x [N // pack, pack * C, H, W] or [N // pack, pack * D]) -> logits [N // pack] (float, unbounded);
+  E(x [N, *data_shape]) -> [N, z_dim] (families with an encoder, for model.encoder: BiGAN / ALI).
 """
 from __future__ import annotations
 
 from . import dcgan, mlp, resnet  # noqa: F401  (register)
-from .base import MODELS, ModelFamily, build_models, count_params
+from .base import MODELS, BiGANGenerator, ModelFamily, build_generator, build_models, count_params, join, joint_shape
 
-__all__ = ["MODELS", "ModelFamily", "build_models", "count_params"]
+__all__ = ["MODELS", "BiGANGenerator", "ModelFamily", "build_generator", "build_models", "count_params", "join",
+           "joint_shape"]

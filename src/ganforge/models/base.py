@@ -17,19 +17,68 @@ class ModelFamily:
     discriminator: Callable[..., nn.Module]  # (model_cfg, data_shape) -> D  (input has pack * channels)
     kind: str                                # "image" | "vector": which data the family accepts
     describe: str = ""
+    encoder: Callable[..., nn.Module] | None = None  # (model_cfg, data_shape) -> E: x [N, *shape] -> z [N, z_dim]
 
 
 MODELS: Registry[ModelFamily] = Registry("model architecture")
 
 
-def build_models(mcfg, data_shape: tuple[int, ...], kind: str) -> tuple[nn.Module, nn.Module]:
-    """ModelConfig + the shape of one data item -> (G, D), freshly initialised (uses the global torch RNG)."""
+class BiGANGenerator(nn.Module):
+    """A generator with an encoder (BiGAN, Donahue et al. 2017; ALI, Dumoulin et al. 2017): forward(z) = G(z)
+    as for any generator, encode(x) = E(x). One module, so that the optimiser, the EMA, checkpoints, the
+    gradient all-reduce and the export treat G and E together."""
+
+    def __init__(self, G: nn.Module, E: nn.Module):
+        super().__init__()
+        self.G, self.E = G, E
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.G(z)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.E(x)
+
+
+def joint_shape(data_shape: tuple[int, ...], z_dim: int) -> tuple[int, ...]:
+    """What the discriminator of a BiGAN sees: images get z as z_dim extra channels, vectors as z_dim extra values."""
+    return (data_shape[0] + z_dim, *data_shape[1:])
+
+
+def join(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """(x, z) -> one discriminator input of joint_shape: z tiled over the image, or appended to the vector."""
+    z = z.to(x.dtype)
+    if x.ndim == 4:
+        return torch.cat([x, z[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])], 1)
+    return torch.cat([x, z], 1)
+
+
+def _family(mcfg, kind: str) -> ModelFamily:
     fam = MODELS.get(mcfg.arch)
     if fam.kind != kind:
         others = [n for n in MODELS.names() if MODELS.get(n).kind == kind]
         raise GanforgeError(f"model.arch: {mcfg.arch!r} is for {fam.kind} data, but this dataset is {kind} data; "
                             f"choose one of: {', '.join(others)}")
-    return fam.generator(mcfg, data_shape), fam.discriminator(mcfg, data_shape)
+    if getattr(mcfg, "encoder", False) and fam.encoder is None:
+        with_e = [n for n in MODELS.names() if MODELS.get(n).encoder is not None]
+        raise GanforgeError(f"model.encoder: the {mcfg.arch!r} family has no encoder; use one of {', '.join(with_e)}")
+    return fam
+
+
+def build_generator(mcfg, data_shape: tuple[int, ...], kind: str) -> nn.Module:
+    """G alone (with its encoder when model.encoder is set): what the exported generator holds."""
+    fam = _family(mcfg, kind)
+    G = fam.generator(mcfg, data_shape)
+    return BiGANGenerator(G, fam.encoder(mcfg, data_shape)) if getattr(mcfg, "encoder", False) else G
+
+
+def build_models(mcfg, data_shape: tuple[int, ...], kind: str) -> tuple[nn.Module, nn.Module]:
+    """ModelConfig + the shape of one data item -> (G, D), freshly initialised (uses the global torch RNG).
+
+    With model.encoder, G is a BiGANGenerator (G and E) and D judges pairs join(x, z)."""
+    fam = _family(mcfg, kind)
+    G = build_generator(mcfg, data_shape, kind)
+    d_shape = joint_shape(data_shape, mcfg.z_dim) if getattr(mcfg, "encoder", False) else data_shape
+    return G, fam.discriminator(mcfg, d_shape)
 
 
 def count_params(m: nn.Module) -> int:

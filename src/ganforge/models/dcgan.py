@@ -44,7 +44,9 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, shape: tuple[int, int, int], width: int, norm: str, pack: int = 1):
+    """D: [N, pack*C, H, W] -> logits [N]; with out > 1 (an encoder) -> [N, out]."""
+
+    def __init__(self, shape: tuple[int, int, int], width: int, norm: str, pack: int = 1, out: int = 1):
         super().__init__()
         c, h, w = shape
         n, h0, w0 = plan(h, w)
@@ -56,12 +58,14 @@ class DCGANDiscriminator(nn.Module):
             layers += [maybe_sn(nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False), norm), norm2d(bn, ch * 2),
                        nn.LeakyReLU(0.2, inplace=True)]
             ch *= 2
-        layers.append(maybe_sn(nn.Conv2d(ch, 1, (h0, w0), 1, 0, bias=False), norm))
+        layers.append(maybe_sn(nn.Conv2d(ch, out, (h0, w0), 1, 0, bias=False), norm))
         self.main = nn.Sequential(*layers)
         self.apply(dcgan_init)
+        self.out = out
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, pack*C, H, W] -> [N]
-        return self.main(x).flatten()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, pack*C, H, W] -> [N] (or [N, out])
+        y = self.main(x).flatten(1)
+        return y.squeeze(1) if self.out == 1 else y
 
 
 def _img(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -75,4 +79,5 @@ MODELS.register("dcgan")(ModelFamily(
     discriminator=lambda m, s: DCGANDiscriminator(_img(s), m.d_width, m.d_norm, m.pack),
     kind="image",
     describe="DCGAN conv G/D (Radford et al. 2016); 4x4 stride-2 (transposed) convs, widths double per level",
+    encoder=lambda m, s: DCGANDiscriminator(_img(s), m.d_width, m.g_norm, 1, out=m.z_dim),
 ))

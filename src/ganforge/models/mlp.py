@@ -27,7 +27,9 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    def __init__(self, in_dim: int, width: int, depth: int, norm: str):
+    """D: [N, pack * D] -> logits [N]; with out > 1 (an encoder) -> [N, out]."""
+
+    def __init__(self, in_dim: int, width: int, depth: int, norm: str, out: int = 1):
         super().__init__()
         layers: list[nn.Module] = []
         d = in_dim
@@ -37,11 +39,13 @@ class MLPDiscriminator(nn.Module):
                 layers.append(nn.BatchNorm1d(width))
             layers.append(nn.LeakyReLU(0.2))
             d = width
-        layers.append(maybe_sn(nn.Linear(d, 1), norm))
+        layers.append(maybe_sn(nn.Linear(d, out), norm))
         self.net = nn.Sequential(*layers)
+        self.out = out
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, pack * D] -> [N]
-        return self.net(x).squeeze(1)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, pack * D] -> [N] (or [N, out])
+        y = self.net(x)
+        return y.squeeze(1) if self.out == 1 else y
 
 
 def _check(shape: tuple[int, ...]) -> int:
@@ -55,4 +59,5 @@ MODELS.register("mlp")(ModelFamily(
     discriminator=lambda m, shape: MLPDiscriminator(_check(shape) * m.pack, m.d_width, m.depth, m.d_norm),
     kind="vector",
     describe="MLP G and D (depth hidden layers of width units; ReLU in G, LeakyReLU(0.2) in D)",
+    encoder=lambda m, shape: MLPDiscriminator(_check(shape), m.d_width, m.depth, m.g_norm, out=m.z_dim),
 ))

@@ -61,18 +61,22 @@ class ResNetGenerator(nn.Module):
 
 
 class ResNetDiscriminator(nn.Module):
-    def __init__(self, shape: tuple[int, int, int], width: int, norm: str, pack: int = 1):
+    """D: [N, pack*C, H, W] -> logits [N]; with out > 1 (an encoder) -> [N, out]."""
+
+    def __init__(self, shape: tuple[int, int, int], width: int, norm: str, pack: int = 1, out: int = 1):
         super().__init__()
         c, h, w = shape
         n, _, _ = plan(h, w)
         blocks = [DBlock(c * pack, width, norm, first=True)]
         blocks += [DBlock(width, width, norm, first=False) for _ in range(n - 1)]
         self.blocks = nn.Sequential(*blocks)
-        self.fc = maybe_sn(nn.Linear(width, 1), norm)
+        self.fc = maybe_sn(nn.Linear(width, out), norm)
+        self.out = out
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, pack*C, H, W] -> [N]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, pack*C, H, W] -> [N] (or [N, out])
         h = F.relu(self.blocks(x)).sum(dim=(2, 3))
-        return self.fc(h).squeeze(1)
+        y = self.fc(h)
+        return y.squeeze(1) if self.out == 1 else y
 
 
 MODELS.register("resnet")(ModelFamily(
@@ -80,4 +84,5 @@ MODELS.register("resnet")(ModelFamily(
     discriminator=lambda m, s: ResNetDiscriminator(_img(s), m.d_width, m.d_norm, m.pack),
     kind="image",
     describe="SNGAN-style residual G/D (Miyato et al. 2018); use with model.d_norm=spectral and the hinge loss",
+    encoder=lambda m, s: ResNetDiscriminator(_img(s), m.d_width, "none", 1, out=m.z_dim),
 ))

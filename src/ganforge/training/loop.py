@@ -275,7 +275,8 @@ def setup(cfg: Config, data: Data, device: torch.device) -> StepContext:
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if precision == "bf16" \
         else contextlib.nullcontext
     fwd_g, fwd_d = (CompiledOrEager(G), CompiledOrEager(D)) if t.compile else (G, D)
-    objective = Objective.from_config(cfg, fwd_g, fwd_d, D, autocast)  # penalties use the eager D
+    encode = G.encode if cfg.model.encoder else None  # E runs eagerly
+    objective = Objective.from_config(cfg, fwd_g, fwd_d, D, autocast, encode)  # penalties use the eager D
     return StepContext(cfg, data.kind, G, D, G_ema, opt_g, opt_d, objective, sampler, gen, precision)
 
 
@@ -308,7 +309,7 @@ def train_step(s: StepContext, nimg: int, stats: torch.Tensor) -> int:
     if fake is None:
         z = dist.local_slice(sample_prior(t.batch, m.z_dim, m.prior, s.gen, s.sampler.device))
     s.opt_g.zero_grad(set_to_none=True)
-    s.objective.g_phase(z, stats, sigma, s.gen, fake=fake)
+    s.objective.g_phase(z, stats, sigma, s.gen, fake=fake, real=real if m.encoder else None)
     dist.average_grads(s.G)
     s.opt_g.step()
     nimg += t.batch * t.d_steps  # real images shown to D, over all processes
