@@ -13,7 +13,7 @@ from PIL import Image
 from .conftest import ROOT
 
 EXAMPLES = ROOT / "examples"
-SCRIPTS = ["train_and_sample", "resume", "custom_loss", "interpolate"]
+SCRIPTS = ["train_and_sample", "resume", "custom_loss", "interpolate", "invert"]
 # What an example may import from ganforge: the package itself; custom_loss also the loss registry, as the
 # how-to guide documents for registering a loss.
 ALLOWED = {"ganforge"}
@@ -80,3 +80,13 @@ def test_interpolate_with_the_env_var(tmp_path):
     assert pic.shape == (3 * 8 * 8, 5 * 8 * 8)  # 3 rows x 5 steps of 8x8 images, scaled 8x
     # the two ends of a row are the samples of the two seeds, and they differ
     assert not np.array_equal(pic[:64, :64], pic[:64, -64:])
+
+
+def test_invert_prints_the_three_ways(tmp_path):
+    out = tmp_path / "inv"
+    r = run_example("invert", out)
+    rows = [line for line in r.stdout.splitlines() if "own mode for" in line]
+    assert [row.split(":")[0].strip() for row in rows] == ["encoder", "projection", "random z"]
+    share = {row.split(":")[0].strip(): float(row.split("for")[1].split("%")[0]) for row in rows}
+    assert all(0 <= v <= 100 for v in share.values())
+    assert share["projection"] >= share["random z"]  # a search beats no inversion even after seconds of training

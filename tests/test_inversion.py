@@ -119,3 +119,13 @@ def test_cli_project(run, tmp_path):
     assert Image.open(tmp_path / "pairs.png").size[0] > 8
     r = run_cli("project", str(run), str(tmp_path / "s.npz"), "--out", str(tmp_path / "p.png"))
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and ".npz" in r.stderr
+
+
+def test_decode_is_sample_for_given_latents():
+    from ganforge.models.base import sample_prior
+
+    g = dcgan()
+    z = sample_prior(5, 8, "normal", torch.Generator().manual_seed(4))  # the latents sample(seed=4) draws
+    np.testing.assert_array_equal(g.decode(z.numpy()), g.sample(5, seed=4))
+    with pytest.raises(GanforgeError, match=r"\[N, 8\]"):
+        g.decode(np.zeros((2, 3), np.float32))

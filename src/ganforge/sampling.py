@@ -59,6 +59,16 @@ class Generator:
                       encoder=self.net.encode if self.has_encoder else None)
         return to_projection(*out, self.kind)
 
+    @torch.no_grad()
+    def decode(self, z, batch: int = 256) -> np.ndarray:
+        """Samples of given latents z [N, z_dim] (e.g. from `encode` or `project`), in the layout of `sample`."""
+        z = torch.as_tensor(np.asarray(z), dtype=torch.float32)
+        if z.ndim != 2 or z.shape[1] != self.model.z_dim:
+            raise GanforgeError(f"latents have shape {tuple(z.shape)}; this generator takes [N, {self.model.z_dim}]")
+        x = torch.cat([from_model_range(self.net(z[i: i + batch].to(self.device)), self.kind).cpu()
+                       for i in range(0, len(z), batch)])
+        return x.permute(0, 2, 3, 1).numpy() if self.kind == "image" else x.numpy().astype(np.float32)
+
     @property
     def has_encoder(self) -> bool:
         """Trained with model.encoder (BiGAN / ALI): `encode` maps data to latents in one forward pass."""
