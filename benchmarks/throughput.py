@@ -7,8 +7,9 @@ every step). It is given a head start: its images are already float tensors in m
 no resizing). main.py's DataLoader has 2 workers (its `--workers` default), which on a small machine compete
 with the training threads for cores; `--ref-workers 0,2` (the default) measures both, and every ratio is
 taken against the FASTER of the references, so no ratio profits from a slow reference. ganforge runs through
-its real code path, `training.loop.setup()` + `train_step()`, the very functions `ganforge train` runs. Measurements alternate between the loops, several rounds;
-the table shows medians. Absolute numbers on a shared machine are noise: read the ratios.
+its real code path, `training.loop.setup()` + `train_step()`, the very functions `ganforge train` runs.
+Measurements alternate between the loops, several rounds; the table shows medians. Absolute numbers on a
+shared machine are noise: read the ratios.
 
     python benchmarks/throughput.py                          # CPU, batches 64,256
     python benchmarks/throughput.py --device cuda --batches 64,256,1024
