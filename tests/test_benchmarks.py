@@ -8,7 +8,8 @@ from .conftest import ROOT
 
 def test_throughput_quick_prints_the_table():
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--quick", "--threads", "1",
-                        "--device", "cpu", "--ref-workers", "0,1", "--profile"], capture_output=True, text=True, timeout=300)
+                        "--device", "cpu", "--ref-workers", "0,1", "--profile"],
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     lines = r.stdout.splitlines()
     head = next(i for i, line in enumerate(lines) if line.split()[:2] == ["batch", "reference,"])

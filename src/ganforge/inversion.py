@@ -5,7 +5,8 @@ range ([-1, 1] for images), where d is the number of values per item and R is th
 log-density up to constants: ||z||^2 / (2 z_dim) for a normal prior (it keeps z where the generator was
 trained), none for a uniform prior, whose box [-1, 1] is kept by clamping after every step.
 GAN objectives are not convex in z, so the start matters: each item starts from the best of `starts`
-latents drawn from the prior (and of E(x), when the generator was trained with an encoder) (Lipton & Tripathi 2017 and Creswell & Bharath 2018 discuss the landscape).
+latents drawn from the prior, and of E(x) when the generator was trained with an encoder (Lipton & Tripathi
+2017 and Creswell & Bharath 2016 discuss the landscape).
 The generator runs in eval mode (batch norm uses its running statistics), so items are projected
 independently: the result for an item does not depend on the others in the batch or on `batch`.
 """
