@@ -35,14 +35,11 @@ def _sample(a: argparse.Namespace) -> None:
 
 
 def _project(a: argparse.Namespace) -> None:
-    import io
-
     import numpy as np
     import torch
 
     from .inversion import read_items
-    from .sampling import load
-    from .training.checkpoint import atomic_write
+    from .sampling import load, save_npz
     from .training.visuals import image_grid
 
     if not a.out.endswith(".npz"):
@@ -50,9 +47,7 @@ def _project(a: argparse.Namespace) -> None:
     g = load(a.run_dir, device=a.device)
     x = read_items(a.input, g.kind, g.shape)
     p = g.project(x, steps=a.steps, lr=a.lr, starts=a.starts, seed=a.seed)
-    buf = io.BytesIO()
-    np.savez_compressed(buf, z=p.z, reconstructions=p.reconstructions, mse=p.mse, start_mse=p.start_mse)
-    atomic_write(Path(a.out), lambda f: f.write(buf.getvalue()))
+    save_npz(a.out, z=p.z, reconstructions=p.reconstructions, mse=p.mse, start_mse=p.start_mse)
     print(f"projected {len(p.z)} item(s): mean squared error {p.mse.mean():.4g} in model range "
           f"(best start: {p.start_mse.mean():.4g}); wrote z, reconstructions, mse to {a.out}")
     if a.grid:

@@ -321,6 +321,7 @@ def validate(cfg: Config) -> None:
     from .data import DATASETS
     from .losses import LOSSES
     from .models import MODELS
+    from .models.base import check_encoder
 
     for key, choices in CHOICES.items():
         sec, name = key.split(".")
@@ -328,12 +329,10 @@ def validate(cfg: Config) -> None:
         if v not in choices:
             raise GanforgeError(f"{key}: {v!r} is not one of {', '.join(choices)}")
     DATASETS.get(cfg.data.name)
-    fam = MODELS.get(cfg.model.arch)
+    MODELS.get(cfg.model.arch)
     loss = LOSSES.get(cfg.loss.name)
     if cfg.model.encoder:
-        if fam.encoder is None:
-            raise GanforgeError(f"model.encoder: the {cfg.model.arch!r} family has no encoder; use one of "
-                                f"{', '.join(n for n in MODELS.names() if MODELS.get(n).encoder is not None)}")
+        check_encoder(cfg.model)
         if loss.e is None:
             raise GanforgeError(f"model.encoder: the loss {cfg.loss.name!r} defines no encoder loss "
                                 "(AdversarialLoss.e); choose another loss.name or set model.encoder=false")

@@ -159,7 +159,7 @@ def read_items(path, kind: str, shape: tuple[int, ...]) -> np.ndarray:
         return a
     if kind != "image":
         raise GanforgeError(f"{p}: this generator makes vectors; give them as a .npy or .npz file")
-    from .data.folder import IMAGE_EXTS, _decode, _fit, convert_channels, list_images
+    from .data.folder import IMAGE_EXTS, convert_channels, list_images, read_image
 
     if p.is_dir():
         files = [p / r for r, _, _ in list_images(p)]
@@ -174,9 +174,8 @@ def read_items(path, kind: str, shape: tuple[int, ...]) -> np.ndarray:
     out = np.empty((len(files), h, w, c), np.uint8)
     for i, f in enumerate(files):
         try:
-            im = _fit(_decode(f), (h, w), "center", 0, i)
+            a, _ = read_image(f, (h, w), "center", 0, i)
         except Exception as e:  # noqa: BLE001  any decoder failure: corrupt or unsupported file
             raise GanforgeError(f"{f}: cannot read this image ({type(e).__name__}: {e})") from None
-        a = np.asarray(im, dtype=np.uint8)
-        out[i] = convert_channels(a[..., None] if a.ndim == 2 else a, c)
+        out[i] = convert_channels(a, c)
     return out

@@ -131,21 +131,27 @@ def load(run_dir: str | Path, device: str = "cpu") -> Generator:
     return Generator(net=net.to(dev).eval(), model=mcfg, kind=kind, shape=shape, meta=meta, device=dev)
 
 
-def save_samples(x: np.ndarray, kind: str, out: str | Path) -> Path:
-    """Write samples as .npz (`images` uint8 [N,H,W,C] or `samples` float32 [N,D]), one .png grid, or a folder of PNGs."""
-    from PIL import Image
+def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
+    """Compressed .npz, written atomically: an interrupted write never leaves a half file under `path`."""
+    import io
 
     from .training.checkpoint import atomic_write
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write(Path(path), lambda f: f.write(buf.getvalue()))
+
+
+def save_samples(x: np.ndarray, kind: str, out: str | Path) -> Path:
+    """Write samples as .npz (`images` uint8 [N,H,W,C] or `samples` float32 [N,D]), one .png grid, or a folder of
+    PNGs."""
+    from PIL import Image
+
     from .training.visuals import image_grid, save_scatter
 
     out = Path(out)
     if out.suffix == ".npz":
-        key = "images" if kind == "image" else "samples"
-        import io
-
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **{key: x})
-        atomic_write(out, lambda f: f.write(buf.getvalue()))
+        save_npz(out, **{"images" if kind == "image" else "samples": x})
     elif out.suffix == ".png":
         out.parent.mkdir(parents=True, exist_ok=True)
         if kind == "image":

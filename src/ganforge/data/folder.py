@@ -82,6 +82,17 @@ def _decode(path: Path) -> Image.Image:
         return _to_kind(im, _natural_kind(im))
 
 
+def read_image(path: Path, size: tuple[int, int] | None, crop: str = "center", seed: int = 0,
+               index: int = 0) -> tuple[np.ndarray, str]:
+    """One image file -> (uint8 [H, W, 1|3|4], its kind "L" | "RGB" | "RGBA"), scaled and cropped to size (H, W)
+    unless size is None. Any exception means a corrupt or unsupported file."""
+    im = _decode(path)
+    if size is not None:
+        im = _fit(im, size, crop, seed, index)
+    a = np.asarray(im, dtype=np.uint8)
+    return (a[..., None] if a.ndim == 2 else a), im.mode
+
+
 def _fit(im: Image.Image, size: tuple[int, int], crop: str, seed: int, index: int) -> Image.Image:
     """Scale `im` to just cover size (H, W), then crop it to exactly H x W."""
     (h, w), (iw, ih) = size, im.size
@@ -208,13 +219,9 @@ def _build(root: Path, listing: list[tuple[str, int, int]], size: tuple[int, int
 
     def work(i: int) -> tuple[np.ndarray | None, str]:
         try:
-            im = _decode(root / rel[i])
+            return read_image(root / rel[i], size, cfg.crop, cfg.seed, i)  # [H, W, 1|3|4], kind
         except Exception as e:  # noqa: BLE001  any decoder failure means a corrupt or unsupported file
             return None, f"{type(e).__name__}: {e}"
-        if size is not None:
-            im = _fit(im, size, cfg.crop, cfg.seed, i)
-        a = np.asarray(im, dtype=np.uint8)
-        return (a[..., None] if a.ndim == 2 else a), im.mode  # [H, W, 1|3|4]
 
     limit = cfg.max_items or len(rel)
     arrays: list[np.ndarray | None] = []

@@ -52,15 +52,20 @@ def join(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, z], 1)
 
 
+def check_encoder(mcfg) -> None:
+    """model.encoder needs a family that defines an encoder."""
+    if mcfg.encoder and MODELS.get(mcfg.arch).encoder is None:
+        with_e = [n for n in MODELS.names() if MODELS.get(n).encoder is not None]
+        raise GanforgeError(f"model.encoder: the {mcfg.arch!r} family has no encoder; use one of {', '.join(with_e)}")
+
+
 def _family(mcfg, kind: str) -> ModelFamily:
     fam = MODELS.get(mcfg.arch)
     if fam.kind != kind:
         others = [n for n in MODELS.names() if MODELS.get(n).kind == kind]
         raise GanforgeError(f"model.arch: {mcfg.arch!r} is for {fam.kind} data, but this dataset is {kind} data; "
                             f"choose one of: {', '.join(others)}")
-    if getattr(mcfg, "encoder", False) and fam.encoder is None:
-        with_e = [n for n in MODELS.names() if MODELS.get(n).encoder is not None]
-        raise GanforgeError(f"model.encoder: the {mcfg.arch!r} family has no encoder; use one of {', '.join(with_e)}")
+    check_encoder(mcfg)
     return fam
 
 
@@ -68,7 +73,7 @@ def build_generator(mcfg, data_shape: tuple[int, ...], kind: str) -> nn.Module:
     """G alone (with its encoder when model.encoder is set): what the exported generator holds."""
     fam = _family(mcfg, kind)
     G = fam.generator(mcfg, data_shape)
-    return BiGANGenerator(G, fam.encoder(mcfg, data_shape)) if getattr(mcfg, "encoder", False) else G
+    return BiGANGenerator(G, fam.encoder(mcfg, data_shape)) if mcfg.encoder else G
 
 
 def build_models(mcfg, data_shape: tuple[int, ...], kind: str) -> tuple[nn.Module, nn.Module]:
@@ -77,7 +82,7 @@ def build_models(mcfg, data_shape: tuple[int, ...], kind: str) -> tuple[nn.Modul
     With model.encoder, G is a BiGANGenerator (G and E) and D judges pairs join(x, z)."""
     fam = _family(mcfg, kind)
     G = build_generator(mcfg, data_shape, kind)
-    d_shape = joint_shape(data_shape, mcfg.z_dim) if getattr(mcfg, "encoder", False) else data_shape
+    d_shape = joint_shape(data_shape, mcfg.z_dim) if mcfg.encoder else data_shape
     return G, fam.discriminator(mcfg, d_shape)
 
 
