@@ -97,9 +97,14 @@ def test_read_items(tmp_path):
     assert (x[0] == [255, 0, 0]).all() and abs(int(x[1].mean()) - 7) <= 1  # resized/cropped, grey -> RGB
     np.savez(tmp_path / "two.npz", a=np.zeros(1), b=np.zeros(1))
     (tmp_path / "bad.png").write_bytes(b"not a png")
+    np.savez(tmp_path / "ok.npz", images=np.zeros((1, 8, 8, 3), np.uint8))
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "ok.npz").read_bytes()[:60])  # a truncated download
+    (tmp_path / "empty.npy").write_bytes(b"")
     (tmp_path / "x.txt").write_text("?")
     for path, msg in ((tmp_path / "missing.npz", "not found"), (tmp_path / "two.npz", "'images' or 'samples'"),
-                      (tmp_path / "bad.png", "cannot read this image"), (tmp_path / "x.txt", "unknown file type")):
+                      (tmp_path / "bad.png", "cannot read this image"), (tmp_path / "x.txt", "unknown file type"),
+                      (tmp_path / "cut.npz", "cannot read it as a numpy file"),
+                      (tmp_path / "empty.npy", "cannot read it as a numpy file")):
         with pytest.raises(GanforgeError, match=msg):
             read_items(path, "image", shape)
     with pytest.raises(GanforgeError, match="vectors"):

@@ -12,6 +12,7 @@ independently: the result for an item does not depend on the others in the batch
 """
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -154,8 +155,8 @@ def read_items(path, kind: str, shape: tuple[int, ...]) -> np.ndarray:
                     if key is None and len(z.files) != 1:
                         raise GanforgeError(f"{p}: has arrays {z.files}; name the data 'images' or 'samples'")
                     a = z[key or z.files[0]]
-        except (OSError, ValueError) as e:
-            raise GanforgeError(f"{p}: cannot read it as a numpy file ({e})") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # truncated or not a numpy file
+            raise GanforgeError(f"{p}: cannot read it as a numpy file ({type(e).__name__}: {e})") from None
         return a
     if kind != "image":
         raise GanforgeError(f"{p}: this generator makes vectors; give them as a .npy or .npz file")
