@@ -15,7 +15,7 @@ $(VENV)/.ganforge-installed: pyproject.toml Makefile
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet $(TORCH_SPEC)
-	$(PIP) install --quiet -e '.[test,docs,vision]'
+	$(PIP) install --quiet -e '.[test,docs,vision,tensorboard]'
 	touch $@
 
 demo: setup

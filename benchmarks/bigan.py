@@ -28,8 +28,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout without installing
 
 import ganforge  # noqa: E402
-from ganforge.config import resolve  # noqa: E402
-from ganforge.data import build_dataset  # noqa: E402
+from ganforge.components import resolve  # noqa: E402
+from ganforge.data import build_dataset, cache_dir, data_key  # noqa: E402
+from ganforge.metrics.domain import domain_classifier, domain_features  # noqa: E402
 from ganforge.metrics.toy import toy_assign, toy_metrics  # noqa: E402
 
 
@@ -43,13 +44,9 @@ def agreement(name: str, x: np.ndarray, rec: np.ndarray) -> str:
 
 
 def digits(g, run: Path, seed: int) -> None:
-    from ganforge.data.base import cache_dir
-    from ganforge.metrics.domain import domain_classifier, domain_features
-    from ganforge.training.loop import data_key
-
     cfg = resolve(run / "config.yaml")
     data = build_dataset(cfg.data)
-    net, info = domain_classifier(data.x, data.labels, 10, data_key=data_key(cfg), cache=cache_dir(cfg.data.cache_dir))
+    net, info = domain_classifier(data.x, data.labels, 10, data_key=data_key(cfg.data), cache=cache_dir(cfg.data.cache_dir))
     x = data.x.permute(0, 2, 3, 1).numpy()  # uint8 [N, H, W, C], as Generator.sample returns
 
     def report(name: str, rec: np.ndarray) -> None:

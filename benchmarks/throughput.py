@@ -7,7 +7,8 @@ every step). It is given a head start: its images are already float tensors in m
 no resizing). main.py's DataLoader has 2 workers (its `--workers` default), which on a small machine compete
 with the training threads for cores; `--ref-workers 0,2` (the default) measures both, and every ratio is
 taken against the FASTER of the references, so no ratio profits from a slow reference. ganforge runs through
-its real code path, `training.loop.setup()` + `train_step()`, the very functions `ganforge train` runs.
+its real code path, `training.state.setup()` + `training.step.train_step()`, the very functions `ganforge train`
+runs.
 Measurements alternate between the loops, several rounds; the table shows medians. Absolute numbers on a
 shared machine are noise: read the ratios.
 
@@ -39,8 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from
 
 from ganforge.config import Config  # noqa: E402
 from ganforge.data import Data  # noqa: E402
-from ganforge.losses.objective import STAT_NAMES  # noqa: E402
-from ganforge.training.loop import resolve_precision, setup, train_step  # noqa: E402
+from ganforge.training.device import resolve_precision  # noqa: E402
+from ganforge.training.state import setup  # noqa: E402
+from ganforge.training.step import train_step  # noqa: E402
+from ganforge.utils.stats import Stats  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------------
 # The reference: pytorch/examples dcgan/main.py (BSD-3-Clause), same structure and names.
@@ -169,11 +172,10 @@ class Ganforge:
     def __init__(self, images_u8: torch.Tensor, cfg: Config, device: torch.device):
         data = Data(x=images_u8, kind="image", name="synthetic")
         self.ctx = setup(cfg, data, device)
-        self.stats = torch.zeros(len(STAT_NAMES), device=device)
-        self.nimg = 0
+        self.stats = Stats()
 
     def step(self):
-        self.nimg = train_step(self.ctx, self.nimg, self.stats)
+        train_step(self.ctx, self.stats)
 
 
 VARIANTS = {  # name -> (train.precision, train.channels_last, train.compile)

@@ -27,12 +27,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout without installing
 
 import ganforge  # noqa: E402
-from ganforge.config import from_dict  # noqa: E402
-from ganforge.data import build_dataset  # noqa: E402
+from ganforge.components import from_artefact  # noqa: E402
+from ganforge.data import build_dataset, data_key  # noqa: E402
+from ganforge.metrics import evaluate  # noqa: E402
 from ganforge.models import build_models  # noqa: E402
 from ganforge.sampling import generate  # noqa: E402
 from ganforge.training.checkpoint import list_checkpoints, load_checkpoint  # noqa: E402
-from ganforge.training.loop import data_key  # noqa: E402
 
 MODES = {"plain": ["train.precision=fp32", "train.channels_last=false", "train.reuse_fakes=false"],
          "fast": ["train.precision=auto", "train.channels_last=true", "train.reuse_fakes=true"]}
@@ -40,21 +40,19 @@ MODES = {"plain": ["train.precision=fp32", "train.channels_last=false", "train.r
 
 def curve(run_dir: Path, metric: str, n: int, device: str) -> list[dict]:
     """[{kimg, time_s, value}] for every checkpoint of a run."""
-    from ganforge.metrics import evaluate
-
     times = {r["nimg"]: r["time_s"] for r in map(json.loads, (run_dir / "log.jsonl").read_text().splitlines())
              if r.get("event") == "tick"}
     out, data = [], None
     for path in list_checkpoints(run_dir):
         ck = load_checkpoint(path)
-        cfg = from_dict(ck["config"])
+        cfg = from_artefact(ck["config"], str(path))
         data = data or build_dataset(cfg.data)
         G = build_models(cfg.model, data.shape, data.kind)[0]
         G.load_state_dict(ck["G_ema"])
         G = G.eval().requires_grad_(False).to(device)
         with torch.no_grad():
             fake = generate(G, cfg.model, data.kind, n, seed=cfg.train.seed + 99, device=device)
-        res = evaluate(fake, data, [metric], n=n, seed=cfg.train.seed, device=device, data_key=data_key(cfg))
+        res = evaluate(fake, data, [metric], n=n, seed=cfg.train.seed, device=device, data_key=data_key(cfg.data))
         value = next(iter(res[metric].values.values()))
         out.append({"kimg": ck["nimg"] / 1000, "time_s": times.get(ck["nimg"], float("nan")), "value": value})
     return out

@@ -1,7 +1,8 @@
 """Config: presets, typed overrides, unknown keys and bad values."""
 import pytest
 
-from ganforge.config import from_dict, load_preset, preset_names, resolve, to_dict
+from ganforge.components import resolve
+from ganforge.config import from_dict, load_preset, preset_names, to_dict
 from ganforge.errors import GanforgeError
 
 
@@ -90,7 +91,7 @@ def test_roundtrip():
 
 
 def test_schedules():
-    from ganforge.training.schedules import lr_multiplier, noise_std
+    from ganforge.schedules import lr_multiplier, noise_std
 
     assert lr_multiplier("constant", 10, 0.0, 5000) == 1.0
     assert lr_multiplier("linear", 10, 0.0, 5000) == pytest.approx(0.5)

@@ -1,7 +1,7 @@
 """File-backed dataset loaders: IDX (MNIST family), CIFAR pickles, image folders, vectors.
 
 Every test writes its own tiny files under tmp_path; nothing touches the network (downloads are exercised
-by monkeypatching `ganforge.data.files.fetch`).
+by monkeypatching `ganforge.utils.download.fetch`).
 """
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ import torch
 from PIL import Image
 
 from ganforge.config import DataConfig
-from ganforge.data import build_dataset, cifar, files, folder, idx
+from ganforge.data import build_dataset, cifar, folder, idx
+from ganforge.utils import download
 from ganforge.errors import GanforgeError
 
 
@@ -168,7 +169,7 @@ def _fake_official(monkeypatch, src: Path, key: str, names: list[str]) -> list[s
         fetched.append(url)
         shutil.copyfile(src / url.rsplit("/", 1)[-1], dest)
 
-    monkeypatch.setattr(files, "fetch", fake_fetch)
+    monkeypatch.setattr(download, "fetch", fake_fetch)
     return fetched
 
 
@@ -199,9 +200,9 @@ def test_download_checksum_mismatch_leaves_nothing(tmp_path, monkeypatch):
         Path(dest).write_bytes(b"partial")
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(files, "fetch", offline)
+    monkeypatch.setattr(download, "fetch", offline)
     with pytest.raises(GanforgeError, match="could not download .*no network"):
-        files.download(["http://x/a.gz", "http://y/a.gz"], tmp_path / "dl" / "a.gz", "md5:" + "0" * 32, "test")
+        download.download(["http://x/a.gz", "http://y/a.gz"], tmp_path / "dl" / "a.gz", "md5:" + "0" * 32, "test")
     assert list((tmp_path / "dl").iterdir()) == []
 
 
@@ -328,10 +329,10 @@ def test_cifar_download_and_offline(tmp_path, monkeypatch):
         build_dataset(cfg(tmp_path, name="cifar10"))
     make_cifar(tmp_path / "official", tar=True)
     tarball = tmp_path / "official" / "cifar-10-python.tar.gz"
-    spec = dataclasses.replace(cifar.CIFAR_SETS["cifar10"], checksum="md5:" + files.file_digest(tarball))
+    spec = dataclasses.replace(cifar.CIFAR_SETS["cifar10"], checksum="md5:" + download.file_digest(tarball))
     monkeypatch.setitem(cifar.CIFAR_SETS, "cifar10", spec)
     urls: list[str] = []
-    monkeypatch.setattr(files, "fetch",
+    monkeypatch.setattr(download, "fetch",
                         lambda url, dest, timeout=60.0: (urls.append(url), shutil.copyfile(tarball, dest)))
     d = build_dataset(cfg(tmp_path, name="cifar10", download=True))
     assert urls == ["https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"] and len(d) == 15

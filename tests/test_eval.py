@@ -55,7 +55,7 @@ def test_import_option_registers_components(tmp_path):
     (tmp_path / "my_losses.py").write_text(
         "from ganforge.losses import LOSSES, AdversarialLoss\n"
         "LOSSES.register('my-hinge')(AdversarialLoss(d=lambda r, f, s: (1 - r).clamp(min=0).mean() + "
-        "(1 + f).clamp(min=0).mean(), g=lambda f: -f.mean(), smoothing=False, probability=False))\n")
+        "(1 + f).clamp(min=0).mean(), g=lambda r, f: -f.mean(), smoothing=False, probability=False))\n")
     from .conftest import TINY
 
     sets = [a for kv in TINY + ["loss.name=my-hinge"] for a in ("--set", kv)]

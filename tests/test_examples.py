@@ -68,6 +68,7 @@ def test_custom_loss_trains_with_the_registered_loss(tmp_path):
     out = tmp_path / "cl"
     run_example("custom_loss", out)
     assert "name: soft-hinge" in (out / "run" / "config.yaml").read_text()
+    assert "margin: 0.5" in (out / "run" / "config.yaml").read_text()  # the loss's own option, saved
     ticks = [json.loads(x) for x in (out / "run" / "log.jsonl").read_text().splitlines()]
     assert len(ticks) == 3 and all(np.isfinite(t["loss_d"]) and np.isfinite(t["loss_g"]) for t in ticks)
     assert "d_real" not in ticks[-1]  # probability=False: sigmoid(logit) is no probability for this loss

@@ -127,7 +127,7 @@ def test_cli_project(run, tmp_path):
 
 
 def test_decode_is_sample_for_given_latents():
-    from ganforge.models.base import sample_prior
+    from ganforge.models import sample_prior
 
     g = dcgan()
     z = sample_prior(5, 8, "normal", torch.Generator().manual_seed(4))  # the latents sample(seed=4) draws

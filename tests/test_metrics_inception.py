@@ -16,6 +16,7 @@ from ganforge.data.base import Data
 from ganforge.errors import GanforgeError
 from ganforge.metrics import evaluate, feature_stats, frechet_distance, is_from_logits, kid_from_features
 from ganforge.metrics import inception as inc
+from ganforge.utils import download
 
 
 
@@ -153,11 +154,11 @@ def no_weights(monkeypatch, tmp_path):
     monkeypatch.delenv(inc.WEIGHTS_ENV, raising=False)
     calls = []
 
-    def offline(url, dst):
+    def offline(url, dst, timeout=60.0):
         calls.append(url)
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(inc, "_download", offline)
+    monkeypatch.setattr(download, "fetch", offline)
     return calls
 
 
@@ -177,17 +178,17 @@ def test_missing_weights_offline_gives_one_clear_error(no_weights, tmp_path):
 
 def test_download_is_hash_checked(monkeypatch, tmp_path, weights):
     monkeypatch.delenv(inc.WEIGHTS_ENV, raising=False)
-    monkeypatch.setattr(inc, "_download", lambda url, dst: Path(dst).write_bytes(b"<html>captive portal</html>"))
-    with pytest.raises(GanforgeError, match="SHA-256"):
+    monkeypatch.setattr(download, "fetch", lambda url, dst, timeout=60.0: Path(dst).write_bytes(b"<html>captive</html>"))
+    with pytest.raises(GanforgeError, match="sha256 checksum mismatch"):
         inc.resolve_weights(cache=tmp_path)
     assert not list((tmp_path / "weights").iterdir())
     # a download whose hash matches is moved into the cache and then found there
     data = weights.read_bytes()
     monkeypatch.setattr(inc, "WEIGHTS_SHA256_PREFIX", hashlib.sha256(data).hexdigest()[:8])
-    monkeypatch.setattr(inc, "_download", lambda url, dst: Path(dst).write_bytes(data))
+    monkeypatch.setattr(download, "fetch", lambda url, dst, timeout=60.0: Path(dst).write_bytes(data))
     p = inc.resolve_weights(cache=tmp_path)
     assert p == tmp_path / "weights" / inc.WEIGHTS_FILE and p.read_bytes() == data
-    monkeypatch.setattr(inc, "_download", None)                      # cached: no download attempted
+    monkeypatch.setattr(download, "fetch", None)                     # cached: no download attempted
     assert inc.resolve_weights(cache=tmp_path) == p
     assert inc.load_inception(cache=tmp_path)[1]["weights_official"] is True
 

@@ -6,7 +6,7 @@ from ganforge.config import ModelConfig
 from ganforge.errors import GanforgeError
 from ganforge.losses.objective import pack
 from ganforge.models import MODELS, build_models
-from ganforge.models.base import sample_prior
+from ganforge.models import sample_prior
 
 IMAGE_SHAPES = [(1, 8, 8), (3, 16, 16), (1, 28, 28), (3, 32, 32), (3, 64, 64), (1, 16, 32)]
 

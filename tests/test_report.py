@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -231,6 +232,52 @@ def test_report_errors_are_clear(tmp_path):
     r = run_cli("report", str(tmp_path / "empty"))
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no tick records" in r.stderr
     assert not (tmp_path / "empty" / "report.html").exists()
+
+
+def test_report_imports_no_torch():
+    """The report reads a run's files only: importing it must not pull in torch (directly or through a helper)."""
+    code = "import ganforge.report, sys; assert 'torch' not in sys.modules, 'ganforge.report imports torch'"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert r.returncode == 0, r.stderr
+
+
+def test_report_plots_a_statistic_of_no_figure_under_other_statistics(tmp_path):
+    """A statistic that statinfo gives no figure (here one training might add) gets its own plot, unasked."""
+    run = _fake_run(tmp_path)
+    lines = []
+    for line in (run / "log.jsonl").read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            lines.append(line)  # the line cut short stays as it is
+            continue
+        if rec.get("event", "tick") == "tick":
+            rec["r1_grad_norm"] = 0.5 + 0.1 * rec["tick"]
+        lines.append(json.dumps(rec))
+    (run / "log.jsonl").write_text("\n".join(lines))
+    c, images = check_html(write_report(run))
+    plots = [a["alt"] for a in c.imgs if a["class"] == "plot"]
+    assert plots == ["Losses", "D logits", "Throughput", "Instance noise", "r1_grad_norm", "metric fid",
+                     "metric kid"], plots
+    text = " ".join(c.text)
+    assert "Other statistics" in text and "r1_grad_norm" in text.split("last tick", 1)[1]
+    im = images[[a["alt"] for a in c.imgs].index("r1_grad_norm")]
+    assert im.format == "PNG" and np.asarray(im.convert("L")).std() > 5
+
+
+def test_report_escapes_what_it_shows(tmp_path):
+    """Values from the run's files are text on the page, never markup: a <script> in the config stays inert."""
+    run = _fake_run(tmp_path)
+    cfg = (run / "config.yaml").read_text().replace("arch: dcgan", "arch: \"<script>alert(1)</script>\"")
+    (run / "config.yaml").write_text(cfg + "description: \"<b>bold</b> & 'quoted'\"\n")
+    out = write_report(run)
+    c, _ = check_html(out)  # among others: no <script> element
+    page = out.read_text(encoding="utf-8")
+    assert "<script>" not in page and "<b>bold</b>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;b&gt;bold&lt;/b&gt; &amp;" in page
+    text = " ".join(c.text)
+    assert "<script>alert(1)</script>" in text and "<b>bold</b> & 'quoted'" in text
 
 
 # ---------------------------------------------------------------------------------------------------------------

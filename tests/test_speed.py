@@ -5,10 +5,12 @@ import pytest
 import torch
 
 import ganforge
-from ganforge.config import resolve
+from ganforge.components import resolve
 from ganforge.data import build_dataset
-from ganforge.losses.objective import STAT_NAMES
-from ganforge.training import loop
+from ganforge.training import device as dev
+from ganforge.training.state import setup
+from ganforge.training.step import train_step
+from ganforge.utils.stats import Stats
 from ganforge.training.checkpoint import list_checkpoints, load_checkpoint
 
 from .conftest import TINY
@@ -20,25 +22,25 @@ CPU = torch.device("cpu")
 
 def _steps(overrides, n=4):
     cfg = resolve("digits", TINY + overrides)
-    ctx = loop.setup(cfg, build_dataset(cfg.data), CPU)
-    stats, nimg = torch.zeros(len(STAT_NAMES)), 0
+    ctx = setup(cfg, build_dataset(cfg.data), CPU)
+    stats = Stats()
     for _ in range(n):
-        nimg = loop.train_step(ctx, nimg, stats)
-    assert nimg == n * cfg.train.batch and stats[STAT_NAMES.index("n_g")] == n
+        train_step(ctx, stats)
+    assert ctx.nimg == n * cfg.train.batch and stats._n["loss_g"] == n
     return ctx
 
 
 def test_precision_auto(monkeypatch):
     cuda = torch.device("cuda")
-    assert loop.resolve_precision("fp32", cuda, "image") == "fp32"
-    assert loop.resolve_precision("bf16", CPU, "vector") == "bf16"
-    assert loop.resolve_precision("auto", CPU, "vector") == "fp32"  # small MLPs: casts cost more than they save
+    assert dev.resolve_precision("fp32", cuda, "image") == "fp32"
+    assert dev.resolve_precision("bf16", CPU, "vector") == "bf16"
+    assert dev.resolve_precision("auto", CPU, "vector") == "fp32"  # small MLPs: casts cost more than they save
     for amx, avx512_bf16, want in ((False, False, "fp32"), (False, True, "bf16"), (True, False, "bf16")):
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
-        assert loop.resolve_precision("auto", CPU, "image") == want
+        assert dev.resolve_precision("auto", CPU, "image") == want
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    assert loop.resolve_precision("auto", cuda, "image") == "bf16"
+    assert dev.resolve_precision("auto", cuda, "image") == "bf16"
 
 
 def test_channels_last_reaches_data_and_activations():
@@ -101,10 +103,10 @@ def test_reusing_the_d_steps_fakes_gives_the_same_generator_gradient():
     data = build_dataset(cfg.data)
     grads = []
     for keep in (True, False):
-        ctx = loop.setup(cfg, data, CPU)  # same seed: same initial weights
+        ctx = setup(cfg, data, CPU)  # same seed: same initial weights
         torch.manual_seed(1)
         real, z = ctx.sampler.next().float() / 127.5 - 1, torch.randn(cfg.train.batch, cfg.model.z_dim)
-        stats = torch.zeros(len(STAT_NAMES))
+        stats = Stats()
         ctx.D.requires_grad_(True)
         fake = ctx.objective.d_phase(real, z, stats, keep_fake=keep)
         assert (fake is not None) == keep
@@ -119,10 +121,10 @@ def test_reusing_the_d_steps_fakes_gives_the_same_generator_gradient():
 @pytest.mark.parametrize("reuse,d_steps", [(True, 1), (True, 2), (False, 1), (False, 2)])
 def test_reuse_fakes_runs_the_generator_once_per_d_step(reuse, d_steps):
     cfg = resolve("digits", TINY + [f"train.reuse_fakes={str(reuse).lower()}", f"train.d_steps={d_steps}"])
-    ctx = loop.setup(cfg, build_dataset(cfg.data), CPU)
+    ctx = setup(cfg, build_dataset(cfg.data), CPU)
     calls = []
     ctx.G.register_forward_hook(lambda *a: calls.append(torch.is_grad_enabled()))
-    loop.train_step(ctx, 0, torch.zeros(len(STAT_NAMES)))
+    train_step(ctx, Stats())
     # D steps run G without a graph, except the last one when its fakes are kept for G's step
     want = [False] * (d_steps - 1) + ([True] if reuse else [False, True])
     assert calls == want
@@ -131,10 +133,10 @@ def test_reuse_fakes_runs_the_generator_once_per_d_step(reuse, d_steps):
 def test_cudnn_benchmark_follows_the_config(monkeypatch):
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     t = resolve("digits", TINY).train
-    loop.configure_backends(t, CPU)  # nothing to do on CPU
+    dev.configure_backends(t, CPU)  # nothing to do on CPU
     assert torch.backends.cudnn.benchmark is False
-    loop.configure_backends(t, torch.device("cuda"))  # a device object only: no GPU is touched
+    dev.configure_backends(t, torch.device("cuda"))  # a device object only: no GPU is touched
     assert torch.backends.cudnn.benchmark is True and t.cudnn_benchmark is True
     t.cudnn_benchmark = False
-    loop.configure_backends(t, torch.device("cuda"))
+    dev.configure_backends(t, torch.device("cuda"))
     assert torch.backends.cudnn.benchmark is False

@@ -4,11 +4,12 @@
     run_dir = ganforge.train("digits", overrides=["train.kimg=50"])
     g = ganforge.load(run_dir)
     images = g.sample(16, seed=0)          # uint8 [16, H, W, C]
-"""
-__version__ = "0.1.0"
 
-from .config import Config, resolve as resolve_config  # noqa: E402
-from .errors import GanforgeError  # noqa: E402
+The public API is this module. Importing it is cheap (no torch): each function imports what it needs.
+"""
+from .config import Config
+from .errors import GanforgeError
+from .version import __version__
 
 
 def train(config=None, **kwargs):
@@ -18,8 +19,15 @@ def train(config=None, **kwargs):
     return _train(config, **kwargs)
 
 
+def resolve_config(source=None, overrides=None) -> Config:
+    """Preset name, YAML path, dict or Config (+ `--set`-style overrides) -> a validated Config."""
+    from .components import resolve
+
+    return resolve(source, overrides)
+
+
 def load(run_dir, device: str = "cpu"):
-    """Load a run's exported generator: `.sample(n, seed=...)`, `.interpolate(...)`."""
+    """Load a run's exported generator: `.sample(n, seed=...)`, `.interpolate(...)`, `.project(x)`."""
     from .sampling import load as _load
 
     return _load(run_dir, device)

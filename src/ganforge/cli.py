@@ -1,4 +1,8 @@
-"""Command line: thin. Parse -> Config -> call the library. User errors print one line and exit 2."""
+"""Command line: thin. Parse -> Config -> call the library. User errors print one line and exit 2.
+
+Library modules are imported inside the command functions: `ganforge --help` and `ganforge report` stay fast
+and do not import torch. This top layer is the only place in the package that imports its own modules lazily.
+"""
 from __future__ import annotations
 
 import argparse
@@ -36,11 +40,10 @@ def _sample(a: argparse.Namespace) -> None:
 
 def _project(a: argparse.Namespace) -> None:
     import numpy as np
-    import torch
 
     from .inversion import read_items
     from .sampling import load, save_npz
-    from .training.visuals import image_grid
+    from .utils.images import save_image_grid
 
     if not a.out.endswith(".npz"):
         raise GanforgeError(f"--out {a.out!r}: the projection is written as a .npz file")
@@ -55,8 +58,7 @@ def _project(a: argparse.Namespace) -> None:
             raise GanforgeError("--grid: a side-by-side grid needs images; the reconstructions are in the .npz")
         n = min(len(x), 32)
         pair = np.stack([np.asarray(x[:n]), p.reconstructions[:n]], 1).reshape(2 * n, *p.reconstructions.shape[1:])
-        Path(a.grid).parent.mkdir(parents=True, exist_ok=True)
-        image_grid(torch.from_numpy(pair).permute(0, 3, 1, 2), cols=8 if n >= 4 else 2 * n).save(a.grid)
+        save_image_grid(pair, a.grid, scale=1, cols=8 if n >= 4 else 2 * n)
         print(f"wrote {a.grid} (each input followed by its reconstruction)")
 
 
@@ -77,11 +79,18 @@ def _eval(a: argparse.Namespace) -> None:
 
 
 def _presets(a: argparse.Namespace) -> None:
+    from .components import describe_components
     from .config import load_preset, preset_names
 
-    for name in preset_names():
+    for name in preset_names():  # one line each, as scripts may read them
         cfg = load_preset(name)
         print(f"{name:10s} {cfg.description}")
+    if a.components:
+        print("\ncomponents (--set KEY=NAME), with their own options (--set ...):")
+        print(describe_components())
+    else:
+        print("\n(`ganforge presets --components` lists every dataset, model, loss, optimiser, schedule and metric,"
+              " with their own options)")
 
 
 def _report(a: argparse.Namespace) -> None:
@@ -94,16 +103,37 @@ def _report(a: argparse.Namespace) -> None:
 def _metric_list() -> str:
     from .metrics import METRICS
 
-    return "metrics:\n" + "\n".join(f"  {n:10s} {METRICS.get(n).doc}" for n in METRICS.names())
+    return "metrics:\n" + "\n".join(f"  {n:10s} {METRICS.doc(n)}" for n in METRICS.names())
+
+
+def _component_list() -> str:
+    from .components import describe_components
+
+    return "components (--set KEY=NAME) and their own options:\n" + describe_components()
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose epilog is computed when help is printed (it lists registered components, which
+    needs their modules imported: too slow for every command)."""
+
+    def __init__(self, *args, epilog_fn=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.epilog_fn = epilog_fn
+
+    def format_help(self) -> str:
+        if self.epilog_fn is not None:
+            self.epilog = self.epilog_fn()
+        return super().format_help()
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ganforge", description="Train, evaluate and sample GANs.")
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="import a module first, so that the models, losses, datasets or metrics it registers exist")
-    sub = p.add_subparsers(dest="cmd", required=True)
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
 
-    t = sub.add_parser("train", help="train a GAN (default preset: digits)")
+    t = sub.add_parser("train", help="train a GAN (default preset: digits)", epilog_fn=_component_list,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("config", nargs="?", default=None, help="preset name (see `ganforge presets`) or CONFIG.yaml")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. train.kimg=50")
     t.add_argument("--out", help="run directory (default runs/<preset>-NNN)")
@@ -135,13 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
     j.set_defaults(fn=_project)
 
     e = sub.add_parser("eval", help="metrics of a run or a samples .npz against its dataset",
-                       epilog=_metric_list(), formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog_fn=_metric_list, formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("target", help="RUN_DIR or SAMPLES.npz")
     e.add_argument("--metrics", help="comma-separated metric names (default: the dataset's sensible set)")
     e.add_argument("--n", type=int, default=None, help="number of generated samples (and real items)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="cpu")
-    e.add_argument("--set", action="append", metavar="data.KEY=VALUE", help="which dataset to compare with")
+    e.add_argument("--set", action="append", metavar="data.KEY=VALUE",
+                   help="which dataset to compare with; metrics.NAME.OPTION=VALUE sets a metric's own option")
     e.add_argument("--json", help="also write the results with their protocols to this file")
     e.set_defaults(fn=_eval)
 
@@ -150,21 +181,34 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="HTML path (default RUN_DIR/report.html)")
     r.set_defaults(fn=_report)
 
-    pr = sub.add_parser("presets", help="list the built-in presets")
+    pr = sub.add_parser("presets", help="list the built-in presets (and, with --components, every component)")
+    pr.add_argument("--components", action="store_true",
+                    help="also list the registered components and their own options (after any --import)")
     pr.set_defaults(fn=_presets)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        import importlib
+def _import_plugins(argv: list[str]) -> None:
+    """--import MODULE, before the full parse: `--help` then lists what the plugins register."""
+    import importlib
 
-        for mod in args.imports:
-            try:
-                importlib.import_module(mod)
-            except ImportError as e:
-                raise GanforgeError(f"--import {mod}: cannot import it ({e}); is it on PYTHONPATH?") from None
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--import", dest="imports", action="append", default=[])
+    known, _ = pre.parse_known_args(argv)
+    if "" not in sys.path:
+        sys.path.insert(0, "")  # the current directory, as `python -m` has it
+    for mod in known.imports:
+        try:
+            importlib.import_module(mod)
+        except ImportError as e:
+            raise GanforgeError(f"--import {mod}: cannot import it ({e}); is it on PYTHONPATH?") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        _import_plugins(argv)
+        args = build_parser().parse_args(argv)
         args.fn(args)
     except GanforgeError as e:
         print(f"ganforge: error: {e}", file=sys.stderr)
@@ -173,9 +217,10 @@ def main(argv: list[str] | None = None) -> int:
         print("ganforge: interrupted", file=sys.stderr)
         return 130
     finally:
-        from .training import distributed
+        if "torch" in sys.modules:  # nothing to clean up where torch was never imported
+            from .utils import distributed
 
-        distributed.cleanup()
+            distributed.cleanup()
     return 0
 
 

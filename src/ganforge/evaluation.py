@@ -1,24 +1,26 @@
 """`ganforge eval`: metrics of a run's generator (or a samples .npz) against its dataset, with protocols."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .config import Config, apply_overrides, from_dict, validate
-from .data import Data, build_dataset
+from .components import from_artefact, validate
+from .config import Config, apply_overrides
+from .data import Data, build_dataset, data_key
 from .errors import GanforgeError
+from .metrics import METRICS, evaluate
+from .metrics.inception import weights_available
+from .sampling import load
+from .utils.files import append_jsonl
+from .utils.images import to_chw
 
 
 def default_metrics(data: Data) -> list[str]:
     """A sensible set per dataset: PacGAN mode metrics for toy sets; domain metrics for labelled images, plus the
     Inception metrics when the FID weights are available; Inception metrics otherwise."""
-    from .metrics import METRICS
-    from .metrics.inception import weights_available
-
     if data.kind == "vector":
         return ["toy"] if data.name in ("ring", "grid") else ["pr"]
     names = []
@@ -38,7 +40,7 @@ def _fake_from_npz(path: Path) -> torch.Tensor:
         x = z["images"]
         if x.dtype != np.uint8 or x.ndim != 4:
             raise GanforgeError(f"{path}: 'images' must be uint8 [N, H, W, C], got {x.dtype} {list(x.shape)}")
-        return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+        return to_chw(torch.from_numpy(x)).contiguous()
     if "samples" in z:
         x = z["samples"]
         if x.ndim != 2:
@@ -55,16 +57,12 @@ def evaluate_target(target, metrics: list[str] | None = None, *, n: int | None =
     For a run the dataset comes from its config; for an .npz give it with data_overrides (e.g. ["data.name=fashion"]).
     A run's results are appended to RUN_DIR/metrics.jsonl with their protocol.
     """
-    from .metrics import evaluate
-    from .sampling import load
-    from .training.loop import data_key
-
     p = Path(target)
     run_dir = None
     if p.is_dir():
         run_dir = p
         g = load(p, device=device)
-        cfg = from_dict(g.meta["config"], where=f"{p}/generator/config.json")
+        cfg = from_artefact(g.meta["config"], f"{p}/generator/config.json")
     elif p.suffix == ".npz" and p.is_file():
         g = None
         cfg = Config()
@@ -72,9 +70,10 @@ def evaluate_target(target, metrics: list[str] | None = None, *, n: int | None =
             raise GanforgeError(f"{p}: say which dataset the samples are compared with, e.g. --set data.name=fashion")
     else:
         raise GanforgeError(f"{p}: expected a run directory or a samples .npz file")
-    bad = [o for o in data_overrides or [] if not o.startswith("data.")]
+    bad = [o for o in data_overrides or [] if not o.startswith(("data.", "metrics."))]
     if bad:
-        raise GanforgeError(f"--set {bad[0]}: eval takes only data.* keys")
+        raise GanforgeError(f"--set {bad[0]}: eval takes only data.* keys (which data to compare with) and "
+                            "metrics.<name>.<option> keys")
     apply_overrides(cfg, data_overrides or [])
     validate(cfg)
     data = build_dataset(cfg.data)
@@ -87,11 +86,11 @@ def evaluate_target(target, metrics: list[str] | None = None, *, n: int | None =
     if tuple(fake.shape[1:]) != tuple(data.shape):
         raise GanforgeError(f"samples have shape {list(fake.shape[1:])} per item but the dataset "
                             f"{cfg.data.name} has {list(data.shape)}; check --set data.resolution/channels")
-    results = evaluate(fake, data, names, n=n, seed=seed, device=device, data_key=data_key(cfg))
+    results = evaluate(fake, data, names, n=n, seed=seed, device=device, data_key=data_key(cfg.data),
+                       options=cfg.metrics)
     if run_dir is not None:
         kimg = g.meta.get("nimg", 0) / 1000
-        with open(run_dir / "metrics.jsonl", "a") as f:
-            for name, r in results.items():
-                f.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "kimg": kimg, "name": name,
-                                    "values": r.values, "protocol": r.protocol}) + "\n")
+        for name, r in results.items():
+            append_jsonl(run_dir / "metrics.jsonl", {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "kimg": kimg,
+                                                     "name": name, "values": r.values, "protocol": r.protocol})
     return results

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .data.base import from_model_range, to_model_range
 from .errors import GanforgeError
-from .models.base import sample_prior
+from .models.priors import PRIORS, sample_prior
+from .utils.images import IMAGE_EXTS, convert_channels, list_images, read_image, to_chw, to_hwc
 
 
 @dataclass
@@ -42,7 +44,7 @@ def as_model_input(x, kind: str, shape: tuple[int, ...]) -> torch.Tensor:
         if t.ndim == 3 and c == 1:
             t = t[..., None]  # [N, H, W] grey
         if t.ndim == 4 and tuple(t.shape[1:]) == (h, w, c) and tuple(t.shape[1:]) != (c, h, w):
-            t = t.permute(0, 3, 1, 2)
+            t = to_chw(t)
         if t.ndim != 4 or tuple(t.shape[1:]) != (c, h, w):
             raise GanforgeError(f"images to project have shape {tuple(t.shape)}; this generator makes "
                                 f"[N, {h}, {w}, {c}] (or [N, {c}, {h}, {w}]) uint8 images; resize them first "
@@ -82,7 +84,8 @@ def project(G: torch.nn.Module, x: torch.Tensor, z_dim: int, prior: str, *, step
             if encoder is not None:
                 with torch.no_grad():
                     e = encoder(xb).float()
-                    e = e.clamp(-1, 1) if prior == "uniform" else e  # a start inside the prior's box
+                    if PRIORS.get(prior).project is not None:  # a start inside the prior's support
+                        PRIORS.get(prior).project(e)
                     zb = torch.cat([zb, e[:, None]], 1)
             outs.append(_project_batch(G, xb, zb, prior, steps, lr, prior_weight))
     finally:
@@ -115,14 +118,15 @@ def _project_batch(G, x, z0, prior, steps, lr, prior_weight):
             better = mse < best_mse
             best_mse = torch.where(better, mse, best_mse)
             best_z[better] = z[better]
-        obj = mse + prior_weight * z.pow(2).mean(1) / 2 if prior == "normal" and prior_weight > 0 else mse
+        p = PRIORS.get(prior)
+        obj = mse + prior_weight * p.penalty(z) if p.penalty is not None and prior_weight > 0 else mse
         if step == steps:
             break
         obj.sum().backward()  # a sum: each item's latent sees its own loss only
         opt.step()
-        if prior == "uniform":
+        if p.project is not None:
             with torch.no_grad():
-                z.clamp_(-1, 1)
+                p.project(z)
     with torch.no_grad():
         rec = G(best_z).float()
         return best_z.cpu(), rec.cpu(), _mse(rec, x).cpu(), start.cpu()
@@ -130,7 +134,7 @@ def _project_batch(G, x, z0, prior, steps, lr, prior_weight):
 
 def to_projection(z, rec, mse, start, kind: str) -> Projection:
     r = from_model_range(rec, kind)
-    r = r.permute(0, 2, 3, 1).numpy() if kind == "image" else r.numpy().astype(np.float32)
+    r = to_hwc(r).numpy() if kind == "image" else r.numpy().astype(np.float32)
     return Projection(z=z.numpy().astype(np.float32), reconstructions=r, mse=mse.numpy().astype(np.float32),
                       start_mse=start.numpy().astype(np.float32))
 
@@ -140,8 +144,6 @@ def read_items(path, kind: str, shape: tuple[int, ...]) -> np.ndarray:
     array), .npy, one image file, or a folder of images (recursively, sorted). Image files are scaled to cover
     the generator's H x W (Lanczos), centre-cropped and converted to its channel count, as the folder dataset
     does. Returns uint8 [N, H, W, C] images or float32 [N, D] vectors."""
-    from pathlib import Path
-
     p = Path(path).expanduser()
     if not p.exists():
         raise GanforgeError(f"{str(p)!r} not found; give a .npz/.npy file, an image file or a folder of images")
@@ -160,8 +162,6 @@ def read_items(path, kind: str, shape: tuple[int, ...]) -> np.ndarray:
         return a
     if kind != "image":
         raise GanforgeError(f"{p}: this generator makes vectors; give them as a .npy or .npz file")
-    from .data.folder import IMAGE_EXTS, convert_channels, list_images, read_image
-
     if p.is_dir():
         files = [p / r for r, _, _ in list_images(p)]
     elif p.suffix.lower() in IMAGE_EXTS:

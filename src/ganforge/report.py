@@ -3,9 +3,15 @@
     write_report(run_dir)  ->  RUN_DIR/report.html
 
 It reads only the files a run leaves (config.yaml, log.jsonl, samples/*.png, generator/config.json and, when the
-eval command wrote one, metrics.jsonl or metrics.json): no torch, no dataset, no training code. Plots are drawn with
-matplotlib's Agg renderer and embedded as base64 PNGs, the sample grids too, and the CSS is inline: the file loads
-no external resource (no CDN, font or script), so it can be mailed, archived or opened offline as it is.
+eval command wrote one, metrics.jsonl or metrics.json): no torch, no dataset, no training code. This module decides
+what to show and draws the plots (matplotlib's Agg renderer, via ganforge.utils.plots); the page itself is the
+packaged Jinja2 template ganforge/templates/report.html.j2 (its style sheet report.css is inlined), rendered with
+autoescape from plain data. Plots and sample grids are embedded as base64 PNGs: the file loads no external resource
+(no CDN, font or script), so it can be mailed, archived or opened offline as it is.
+
+The training curves follow the statistics by name (ganforge.utils.statinfo): each one's group puts it in the
+losses, D-output, throughput or instance-noise figure, and a statistic of no group gets its own plot under
+"Other statistics", so a new statistic in training needs no change here.
 
 log.jsonl is read as the loop writes it: after `--resume` from an older checkpoint the later ticks are re-run, so a
 "resume" line drops the ticks past its point and, per nimg, the last tick record wins; "diverged" lines become a
@@ -15,21 +21,33 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-import html
+import functools
 import io
 import json
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+
+import jinja2
 
 from .errors import GanforgeError
+from .utils.files import atomic_write, read_json
+from .utils.plots import line_plot_png
+from .utils.statinfo import STATS, info, statistics_of
 
 SAMPLE_RE = re.compile(r"^tick-(\d+)-kimg-([0-9.]+)\.png$")
 MAX_SAMPLES = 9           # up to 8 evenly spaced grids plus the last
 MAX_SAMPLE_PX = 1024      # larger sample grids are downscaled before embedding, to keep the file small
 D_COLOR, G_COLOR = "#1f77b4", "#ff7f0e"
+# Line colours of the statistics that have one; any other takes the PALETTE colour of its place in its figure.
+COLORS = {"loss_d": D_COLOR, "loss_g": G_COLOR, "penalty": "#2ca02c", "d_real": D_COLOR, "d_fake": G_COLOR,
+          "d_real_logit": D_COLOR, "d_fake_logit": G_COLOR, "img_per_s": "#555555", "noise_std": "#9467bd"}
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+MAIN_LOSSES = ("loss_d", "loss_g")  # always in the losses figure; the group's others only when non-zero somewhere
+FIGURE_GROUPS = ("losses", "probability", "logits", "speed", "noise")  # statinfo groups with a figure of their own
+TEMPLATE = "report.html.j2"
 
 
 @dataclass
@@ -90,8 +108,6 @@ def read_log(run_dir: str | Path) -> RunLog:
 
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write one self-contained HTML report of a run (default RUN_DIR/report.html); returns its path."""
-    from .training.checkpoint import atomic_write
-
     run_dir = Path(run_dir)
     if not run_dir.exists():
         raise GanforgeError(f"run directory {str(run_dir)!r} not found")
@@ -102,134 +118,135 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     if out.is_dir():
         out = out / "report.html"
     page = render_report(run_dir, log)
-    atomic_write(out, lambda f: f.write(page.encode("utf-8")))
+    atomic_write(out, page)
     return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# the page
+# the page: what to show, as plain data for the template
 
 
 def render_report(run_dir: Path, log: RunLog) -> str:
     """The report as one HTML string."""
     name = run_dir.resolve().name
     cfg_text, cfg = _read_config(run_dir)
-    gen_meta = _read_json(run_dir / "generator" / "config.json")
+    gen_meta = read_json(run_dir / "generator" / "config.json")
     metric_rows, metric_notes = _read_metrics_files(run_dir)
-    samples, sample_notes = _sample_section(run_dir, log)
+    samples, sample_notes = _samples(run_dir, log)
 
-    notes: list[tuple[str, str]] = []  # (css class, html)
+    notes: list[dict] = []  # {cls: warn | info, kind: what the template writes, its fields}
     for d, later in zip(log.diverged, log.resumed_after, strict=True):
         bad = [k for k, v in d.items() if isinstance(v, float) and not math.isfinite(v)]
-        notes.append(("warn", f"<b>Training diverged</b> at {_kimg(d):.3f} kimg (tick {_esc(d.get('tick', '?'))}; "
-                              f"non-finite: {_esc(', '.join(bad) or 'G weights')})."
-                              + (" The run was resumed afterwards." if later else
-                                 " Nothing after it was trained; resume from an earlier checkpoint, e.g. with a "
-                                 "lower learning rate.")))
+        notes.append({"cls": "warn", "kind": "diverged", "kimg": f"{_kimg(d):.3f}", "tick": d.get("tick", "?"),
+                      "bad": ", ".join(bad) or "G weights", "resumed": later})
     if log.bad_lines:
         where = ", ".join(map(str, log.bad_lines[:8])) + (" ..." if len(log.bad_lines) > 8 else "")
-        notes.append(("warn", f"{len(log.bad_lines)} unreadable line(s) in log.jsonl were skipped (line {where})."))
+        notes.append({"cls": "warn", "kind": "bad_lines", "count": len(log.bad_lines), "where": where})
     for r in log.resumes:
-        notes.append(("info", f"Resumed at {_kimg(r):.3f} kimg from <code>{_esc(r.get('from', '?'))}</code>."))
+        notes.append({"cls": "info", "kind": "resumed", "kimg": f"{_kimg(r):.3f}", "source": r.get("from", "?")})
     target = _get(cfg, "train", "kimg")
-    if log.ticks and isinstance(target, (int, float)) and _kimg(log.ticks[-1]) + 1e-9 < target and not log.diverged:
-        notes.append(("info", f"The log ends at {_kimg(log.ticks[-1]):.3f} of the configured {target:g} kimg: "
-                              "the run is still going, or was stopped (<code>--minutes</code>, Ctrl-C) and can be "
-                              f"continued with <code>ganforge train --resume {_esc(str(run_dir))}</code>."))
+    if log.ticks and _is_num(target) and _kimg(log.ticks[-1]) + 1e-9 < target and not log.diverged:
+        notes.append({"cls": "info", "kind": "unfinished", "kimg": f"{_kimg(log.ticks[-1]):.3f}",
+                      "target": f"{target:g}", "run_dir": str(run_dir)})
     if cfg_text is None:
-        notes.append(("warn", "config.yaml not found in the run directory."))
-    notes += [("warn", n) for n in sample_notes + metric_notes]
+        notes.append({"cls": "warn", "kind": "no_config"})
+    notes += sample_notes + [{"cls": "warn", "kind": "text", "text": n} for n in metric_notes]
 
-    parts = [_HEAD.format(title=_esc(f"ganforge report: {name}"), css=_CSS),
-             f"<h1>ganforge report: <span class=\"run\">{_esc(name)}</span></h1>",
-             f"<p class=\"sub\">{_esc(str(run_dir.resolve()))} &middot; generated "
-             f"{_esc(_dt.datetime.now().strftime('%Y-%m-%d %H:%M'))}</p>"]
-    parts += [f"<div class=\"note {cls}\">{text}</div>" for cls, text in notes]
-    parts.append(_summary(log, cfg, gen_meta))
-    if metric_rows:
-        parts.append(_metrics_section(metric_rows))
-    parts.append(_curves_section(log))
-    parts.append(samples)
-    parts.append(_config_section(cfg_text, cfg))
-    parts.append("</body>\n</html>\n")
-    return "\n".join(parts)
+    return _template().render(
+        name=name, run_path=str(run_dir.resolve()), generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        notes=notes, summary=_summary(log, cfg, gen_meta), metrics=_metrics(metric_rows), curves=_curves(log),
+        samples=samples, config=_config(cfg_text, cfg))
 
 
-def _summary(log: RunLog, cfg: dict | None, gen_meta: dict | None) -> str:
+@functools.lru_cache(maxsize=1)
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("ganforge", "templates"), autoescape=True,
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                             undefined=jinja2.StrictUndefined)
+    return env.get_template(TEMPLATE)
+
+
+def _summary(log: RunLog, cfg: dict | None, gen_meta: Any) -> list[dict]:
+    """Rows {key, text, code: a <code> part before the text} or, for the last tick, {key, stats}."""
     last = log.ticks[-1] if log.ticks else (log.diverged[-1] if log.diverged else {})
-    rows: list[tuple[str, str]] = []
+    rows: list[dict] = []
+
+    def row(key: str, text: str, code: str = "") -> None:
+        rows.append({"key": key, "text": text, "code": code})
+
     if cfg:
         if cfg.get("preset"):
-            rows.append(("preset", _esc(cfg["preset"]) + (f" &mdash; {_esc(cfg['description'])}"
-                                                          if cfg.get("description") else "")))
+            row("preset", str(cfg["preset"]) + (f" \u2014 {cfg['description']}" if cfg.get("description") else ""))
         d, m, lo, o = (cfg.get(k) if isinstance(cfg.get(k), dict) else {} for k in ("data", "model", "loss", "optim"))
         if d:
-            rows.append(("data", _esc(", ".join([str(d.get("name", "?"))] + _present(d, resolution="resolution {}",
-                                                                                   width="width {}", path="path {}")))))
+            row("data", ", ".join([str(d.get("name", "?"))] + _present(d, resolution="resolution {}",
+                                                                      width="width {}", path="path {}")))
         if m:
-            rows.append(("model", _esc(", ".join([str(m.get("arch", "?"))] + _present(
-                m, z_dim="z_dim {}", prior="prior {}", g_width="G width {}", d_width="D width {}", pack="pack {}")))))
+            row("model", ", ".join([str(m.get("arch", "?"))] + _present(
+                m, z_dim="z_dim {}", prior="prior {}", g_width="G width {}", d_width="D width {}", pack="pack {}")))
         if lo:
             extra = [f"{k} {v}" for k, v in lo.items()  # the settings that are on (gp_weight -1: the loss's default)
-                     if k != "name" and isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0]
-            rows.append(("loss", _esc(", ".join([str(lo.get("name", "?"))] + extra))))
+                     if k != "name" and _is_num(v) and v > 0]
+            row("loss", ", ".join([str(lo.get("name", "?"))] + extra))
         if o:
-            rows.append(("optimiser", _esc(", ".join([str(o.get("name", "?"))] + _present(
-                o, g_lr="G lr {}", d_lr="D lr {}", g_betas="G betas {}", d_betas="D betas {}")))))
+            row("optimiser", ", ".join([str(o.get("name", "?"))] + _present(
+                o, g_lr="G lr {}", d_lr="D lr {}", g_betas="G betas {}", d_betas="D betas {}")))
     target = _get(cfg, "train", "kimg")
     if last:
-        reach = f"{_kimg(last):.3f} kimg" + (f" of {target:g}" if isinstance(target, (int, float)) else "")
-        rows.append(("trained", _esc(f"{reach}, {len(log.ticks)} tick(s)")))
+        reach = f"{_kimg(last):.3f} kimg" + (f" of {target:g}" if _is_num(target) else "")
+        row("trained", f"{reach}, {len(log.ticks)} tick(s)")
     if log.ticks:
-        rows.append(("training time", _esc(_hms(_num(log.ticks[-1].get("time_s"))))))
+        row("training time", _hms(_num(log.ticks[-1].get("time_s"))))
         speeds = sorted(v for v in (_num(t.get("img_per_s")) for t in log.ticks) if math.isfinite(v))
         if speeds:
-            rows.append(("throughput", _esc(f"{speeds[len(speeds) // 2]:.1f} img/s (median over ticks)")))
-        fin = [(k, _num(last.get(k))) for k in ("loss_d", "loss_g", "d_real", "d_fake", "d_real_logit",
-                                                 "d_fake_logit", "penalty") if k in last]
-        rows.append(("last tick", _esc(",  ".join(f"{k} {v:.4g}" for k, v in fin))))
-    if gen_meta:
+            row("throughput", f"{speeds[len(speeds) // 2]:.1f} img/s (median over ticks)")
+        rows.append({"key": "last tick", "stats": [
+            {"name": k, "label": info(k).label, "doc": info(k).doc, "value": _stat_text(k, last[k])}
+            for k in statistics_of(last)]})
+    if isinstance(gen_meta, dict):
         n = gen_meta.get("nimg")
-        rows.append(("exported generator", "<code>generator/</code>"
-                     + (_esc(f" at {n / 1000:.3f} kimg") if isinstance(n, (int, float)) else "")
-                     + _esc(f", ganforge {gen_meta.get('ganforge_version', '?')}")))
-    body = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
-    return f"<h2>Summary</h2>\n<table class=\"kv\">{body}</table>"
+        row("exported generator", (f" at {n / 1000:.3f} kimg" if _is_num(n) else "")
+            + f", ganforge {gen_meta.get('ganforge_version', '?')}", code="generator/")
+    return rows
 
 
-def _curves_section(log: RunLog) -> str:
+def _curves(log: RunLog) -> dict | None:
+    """The training-curve figures {alt, png: base64} by statinfo group, or None when there is no tick."""
     ticks = log.ticks
     if not ticks:
-        return "<h2>Training curves</h2>\n<p>No completed tick to plot.</p>"
+        return None
     x = [_kimg(t) for t in ticks]
     marks = [(_kimg(r), "resume") for r in log.resumes] + [(_kimg(d), "diverged") for d in log.diverged]
-    figs: list[tuple[str, bytes]] = []
+    found = _statistics(ticks)
 
-    losses = [("loss_d", D_COLOR, "-"), ("loss_g", G_COLOR, "-")]
-    if any(_num(t.get("penalty")) not in (0.0,) and math.isfinite(_num(t.get("penalty"))) for t in ticks):
-        losses.append(("penalty", "#2ca02c", "--"))
-    figs.append(("Losses", _plot(x, [(k, _col(ticks, k), c, ls) for k, c, ls in losses], "Losses", "loss", marks)))
+    def members(group: str) -> list[str]:  # the group's statistics in the log, else the ones STATS lists for it
+        return [k for k in found if info(k).group == group] or [k for k, s in STATS.items() if s.group == group]
 
-    if any("d_real" in t for t in ticks):
-        figs.append(("D(x), D(G(z))", _plot(
-            x, [("D(x)  (d_real)", _col(ticks, "d_real"), D_COLOR, "-"),
-                ("D(G(z))  (d_fake)", _col(ticks, "d_fake"), G_COLOR, "-")],
-            "D(x) and D(G(z))", "probability", marks, ylim=(-0.02, 1.02))))
+    def fig(alt: str, names: list[str], title: str, ylabel: str, dashed: tuple[str, ...] = (), **kw) -> dict:
+        series = [(_legend(k), _col(ticks, k), _color(k, i), "--" if k in dashed else "-")
+                  for i, k in enumerate(names)]
+        return {"alt": alt, "png": _b64(line_plot_png(x, series, title, ylabel, marks, **kw))}
+
+    losses = [k for k in dict.fromkeys([*MAIN_LOSSES, *members("losses")])
+              if k in MAIN_LOSSES or any(math.isfinite(v) and v != 0 for v in _col(ticks, k))]
+    figs = [fig("Losses", losses, "Losses", "loss", dashed=tuple(k for k in losses if k not in MAIN_LOSSES))]
+    probability = [k for k in found if info(k).group == "probability"]
+    if probability:
+        figs.append(fig("D(x), D(G(z))", probability, "D(x) and D(G(z))", "probability", ylim=(-0.02, 1.02)))
     else:
-        figs.append(("D logits", _plot(
-            x, [("real logit", _col(ticks, "d_real_logit"), D_COLOR, "-"),
-                ("fake logit", _col(ticks, "d_fake_logit"), G_COLOR, "-")],
-            "D's logits on real and generated samples", "logit", marks)))
+        figs.append(fig("D logits", members("logits"), "D's logits on real and generated samples", "logit"))
+    figs.append(fig("Throughput", members("speed"), "Throughput", "images / s", ymin0=True))
+    noise = members("noise")
+    noise_on = any(math.isfinite(v) and v != 0 for k in noise for v in _col(ticks, k))
+    if noise_on:
+        figs.append(fig("Instance noise", noise, "Instance noise", "std", ymin0=True))
 
-    figs.append(("Throughput", _plot(x, [("img/s", _col(ticks, "img_per_s"), "#555555", "-")],
-                                     "Throughput", "images / s", marks, ymin0=True)))
-    noise = _col(ticks, "noise_std")
-    noise_note = ""
-    if any(math.isfinite(v) and v != 0 for v in noise):
-        figs.append(("Instance noise", _plot(x, [("noise_std", noise, "#9467bd", "-")],
-                                             "Instance noise", "std", marks, ymin0=True)))
-    else:
-        noise_note = "<p class=\"small\">Instance noise: off (noise_std = 0 at every tick).</p>"
+    other = []
+    for k in found:
+        if info(k).group not in FIGURE_GROUPS:
+            label = info(k).label
+            other.append({"alt": k, "png": _b64(line_plot_png(
+                x, [(k, _col(ticks, k), _color(k, 0), "-")], k if label == k else f"{label}  ({k})", k, marks))})
 
     metric_names: list[str] = []
     for t in ticks:
@@ -237,7 +254,6 @@ def _curves_section(log: RunLog) -> str:
             if m not in metric_names:
                 metric_names.append(m)
     metric_figs = []
-    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
     for m in metric_names:
         values: list[str] = []
         for t in ticks:
@@ -245,27 +261,16 @@ def _curves_section(log: RunLog) -> str:
             for k in (v if isinstance(v, dict) else {m: v}):
                 if k not in values:
                     values.append(k)
-        series = [(k, [_metric_value(t, m, k) for t in ticks], palette[i % len(palette)], "-")
+        series = [(k, [_metric_value(t, m, k) for t in ticks], PALETTE[i % len(PALETTE)], "-")
                   for i, k in enumerate(values)]
-        metric_figs.append((f"metric {m}", _plot(x, series, f"{m} (tick-time)", "value", marks)))
-
-    out = ["<h2>Training curves</h2>", "<div class=\"plots\">"]
-    out += [_img(png, alt, "plot") for alt, png in figs]
-    out.append("</div>")
-    out.append(noise_note)
-    if metric_figs:
-        out += ["<h3>Tick-time metrics</h3>",
-                "<p class=\"small\">Computed during training on few samples: compare them with each other, "
-                "not with published numbers.</p>", "<div class=\"plots\">"]
-        out += [_img(png, alt, "plot") for alt, png in metric_figs]
-        out.append("</div>")
-    if marks:
-        out.append("<p class=\"small\">Dotted grey lines: resumes; dashed red lines: divergence.</p>")
-    return "\n".join(out)
+        metric_figs.append({"alt": f"metric {m}",
+                            "png": _b64(line_plot_png(x, series, f"{m} (tick-time)", "value", marks))})
+    return {"figs": figs, "noise_off": not noise_on, "other": other, "metrics": metric_figs, "marks": bool(marks)}
 
 
-def _sample_section(run_dir: Path, log: RunLog) -> tuple[str, list[str]]:
-    notes: list[str] = []
+def _samples(run_dir: Path, log: RunLog) -> tuple[dict | None, list[dict]]:
+    """({cells: [{alt, png, cls, tick, kimg, last}], total}, or None when there is no grid; notes)."""
+    notes: list[dict] = []
     found = []
     for p in sorted((run_dir / "samples").glob("*.png")) if (run_dir / "samples").is_dir() else []:
         mt = SAMPLE_RE.match(p.name)
@@ -277,74 +282,54 @@ def _sample_section(run_dir: Path, log: RunLog) -> tuple[str, list[str]]:
     current = [f for f in found if (f[1], round(f[0], 2)) in kept]
     found = current or found
     if not found:
-        return "<h2>Samples</h2>\n<p>No sample grids in <code>samples/</code>.</p>", notes
+        return None, notes
     if len(found) > MAX_SAMPLES:
         idx = sorted({round(i * (len(found) - 1) / (MAX_SAMPLES - 1)) for i in range(MAX_SAMPLES)})
         chosen = [found[i] for i in idx]
     else:
         chosen = found
-    cells: list[str] = []
+    cells: list[dict] = []
     for kimg, tick, p in chosen:
         got = _sample_png(p)
         if got is None:
-            notes.append(f"sample grid <code>{_esc(p.name)}</code> is damaged and was left out.")
+            notes.append({"cls": "warn", "kind": "damaged_sample", "file": p.name})
             continue
         png, grid = got
-        final = " (last)" if p == found[-1][2] else ""
-        cls = "sample grid" if grid else "sample"  # image grids keep hard pixel edges; scatter plots are smoothed
-        cells.append(f"<figure>{_img(png, f'samples at {kimg:.2f} kimg', cls)}"
-                     f"<figcaption>tick {tick} &middot; {kimg:.2f} kimg{final}</figcaption></figure>")
-    head = (f"<h2>Samples</h2>\n<p class=\"small\">Fixed latents, generator moving average; {len(cells)} of "
-            f"{len(found)} grids.</p>")
-    return head + "\n<div class=\"samples\">" + "\n".join(cells) + "</div>", notes
+        cells.append({"alt": f"samples at {kimg:.2f} kimg", "png": _b64(png), "tick": tick, "kimg": f"{kimg:.2f}",
+                      "last": p == found[-1][2],
+                      # image grids keep hard pixel edges; scatter plots are smoothed
+                      "cls": "sample grid" if grid else "sample"})
+    return {"cells": cells, "total": len(found)}, notes
 
 
-def _metrics_section(rows: list[dict]) -> str:
+def _metrics(rows: list[dict]) -> dict | None:
+    """{latest: the last evaluation per metric, all: every evaluation when there are more}, or None."""
+    if not rows:
+        return None
     latest: dict[str, dict] = {}
     for r in rows:
-        latest[r["name"]] = r  # the last evaluation per metric
-    out = ["<h2>Metrics</h2>",
-           "<p class=\"small\">Each number with the protocol that produced it; numbers are comparable only "
-           "under the same protocol.</p>",
-           "<table class=\"grid\"><tr><th>metric</th><th>values</th><th>at kimg</th><th>protocol</th></tr>"]
-    for r in latest.values():
-        out.append(_metric_row(r))
-    out.append("</table>")
-    if len(rows) > len(latest):
-        out.append("<details><summary>All evaluations</summary>"
-                   "<table class=\"grid\"><tr><th>metric</th><th>values</th><th>at kimg</th><th>protocol</th></tr>")
-        out += [_metric_row(r) for r in rows]
-        out.append("</table></details>")
-    return "\n".join(out)
+        latest[r["name"]] = r
+    return {"latest": [_metric_row(r) for r in latest.values()],
+            "all": [_metric_row(r) for r in rows] if len(rows) > len(latest) else []}
 
 
-def _metric_row(r: dict) -> str:
-    vals = r.get("values")
-    vals_html = ("<br>".join(f"{_esc(k)} = <b>{_fmt(v)}</b>" for k, v in vals.items()) if isinstance(vals, dict)
-                 else _esc(_fmt(vals)))
-    kimg = r.get("kimg")
-    proto = r.get("protocol")
-    proto_html = _kv_table(_flatten(proto)) if isinstance(proto, dict) else _esc(proto if proto is not None else "")
-    return (f"<tr><td>{_esc(r['name'])}</td><td>{vals_html}</td>"
-            f"<td>{_esc(_fmt(kimg)) if kimg is not None else ''}</td><td>{proto_html}</td></tr>")
+def _metric_row(r: dict) -> dict:
+    vals, kimg, proto = r.get("values"), r.get("kimg"), r.get("protocol")
+    return {"name": r["name"],
+            "vals": [(str(k), _fmt(v)) for k, v in vals.items()] if isinstance(vals, dict) else None,
+            "value": _fmt(vals),
+            "kimg": _fmt(kimg) if kimg is not None else "",
+            "protocol": [(k, _yaml_value(v)) for k, v in _flatten(proto)] if isinstance(proto, dict) else None,
+            "protocol_text": str(proto) if proto is not None else ""}
 
 
-def _config_section(text: str | None, cfg: dict | None) -> str:
-    if text is None:
-        return "<h2>Configuration</h2>\n<p>config.yaml not found.</p>"
-    out = ["<h2>Configuration</h2>"]
+def _config(text: str | None, cfg: dict | None) -> dict:
+    """{text: config.yaml as it is (None when missing), sections: [{name, rows}] (None when it did not parse)}."""
+    sections = None
     if cfg:
-        out.append("<div class=\"cfg\">")
-        for section, values in cfg.items():
-            if isinstance(values, dict):
-                rows = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(_yaml_value(v))}</td></tr>" for k, v in values.items())
-                out.append(f"<table class=\"kv\"><caption>{_esc(section)}</caption>{rows}</table>")
-        out.append("</div>")
-        out.append("<details><summary>config.yaml</summary>")
-    out.append(f"<pre>{_esc(text)}</pre>")
-    if cfg:
-        out.append("</details>")
-    return "\n".join(out)
+        sections = [{"name": str(s), "rows": [(str(k), _yaml_value(v)) for k, v in values.items()]}
+                    for s, values in cfg.items() if isinstance(values, dict)]
+    return {"text": text, "sections": sections}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -365,20 +350,13 @@ def _read_config(run_dir: Path) -> tuple[str | None, dict | None]:
     return text, cfg if isinstance(cfg, dict) else None
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def _read_metrics_files(run_dir: Path) -> tuple[list[dict], list[str]]:
     """Rows {name, values, protocol, kimg} from RUN_DIR/metrics.jsonl (one evaluation per line) and metrics.json."""
     rows: list[dict] = []
     notes: list[str] = []
     p = run_dir / "metrics.json"
     if p.is_file():
-        obj = _read_json(p)
+        obj = read_json(p)
         if obj is None:
             notes.append("metrics.json is not valid JSON and was left out.")
         else:
@@ -415,7 +393,7 @@ def _metric_rows(obj: Any, where: str, notes: list[str]) -> list[dict]:
 def _sample_png(path: Path) -> tuple[bytes, bool] | None:
     """(PNG bytes to embed, downscaled when large; whether it is an image grid), or None when it does not decode.
 
-    A grid (training/visuals.image_grid) has a black or transparent padding at its corner; a scatter plot of
+    A grid (utils/images.image_grid) has a black or transparent padding at its corner; a scatter plot of
     vector samples has a white one.
     """
     from PIL import Image
@@ -438,42 +416,7 @@ def _sample_png(path: Path) -> tuple[bytes, bool] | None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# plots and small helpers
-
-
-def _plot(x: list[float], series: list[tuple[str, list[float], str, str]], title: str, ylabel: str,
-          marks: list[tuple[float, str]], ylim: tuple[float, float] | None = None, ymin0: bool = False) -> bytes:
-    """A line plot (matplotlib, Agg, no pyplot state) as PNG bytes."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.0, 3.2), dpi=144)
-    ax = fig.add_subplot()
-    few = len(x) <= 30
-    for label, y, color, ls in series:
-        ax.plot(x, y, ls, color=color, label=label, lw=1.4, marker="o" if few else None, ms=3)
-    for k, kind in marks:
-        ax.axvline(k, color="#d62728" if kind == "diverged" else "#999999", ls="--" if kind == "diverged" else ":",
-                   lw=1)
-    ax.set_title(title, fontsize=10)
-    ax.set_xlabel("kimg", fontsize=9)
-    ax.set_ylabel(ylabel, fontsize=9)
-    ax.tick_params(labelsize=8)
-    ax.grid(True, color="#e5e5e5", lw=0.6)
-    if ylim:
-        ax.set_ylim(*ylim)
-    elif ymin0 and any(math.isfinite(v) for _, y, _, _ in series for v in y):
-        ax.set_ylim(bottom=0)
-    if len(series) > 1 or series[0][0] != ylabel:
-        ax.legend(fontsize=8, frameon=False)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
-
-
-def _img(png: bytes, alt: str, cls: str) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return f"<img class=\"{cls}\" alt=\"{_esc(alt)}\" src=\"data:image/png;base64,{data}\">"
+# small helpers
 
 
 def _col(ticks: list[dict], key: str) -> list[float]:
@@ -555,52 +498,30 @@ def _flatten(d: dict, prefix: str = "") -> list[tuple[str, Any]]:
     return out
 
 
-def _kv_table(items: Iterable[tuple[str, Any]]) -> str:
-    rows = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(_yaml_value(v))}</td></tr>" for k, v in items)
-    return f"<table class=\"kv small\">{rows}</table>"
+def _statistics(ticks: list[dict]) -> list[str]:
+    """The statistic names in any of the ticks, in statistics_of's order."""
+    return statistics_of({k: 0.0 for t in ticks for k in statistics_of(t)})
 
 
-def _esc(v: Any) -> str:
-    return html.escape(str(v), quote=True)
+def _legend(k: str) -> str:
+    label = info(k).label
+    return k if label == k else f"{label}  ({k})"
 
 
-_HEAD = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="ganforge report">
-<title>{title}</title>
-<style>{css}</style>
-</head>
-<body>"""
+def _color(k: str, i: int) -> str:
+    return COLORS.get(k) or PALETTE[i % len(PALETTE)]
 
-_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; color: #222;
-       max-width: 1280px; margin: 1.5em auto; padding: 0 1.2em; line-height: 1.45; background: #fff; }
-h1 { font-size: 1.55em; margin-bottom: 0.1em; } h1 .run { font-family: ui-monospace, Menlo, Consolas, monospace; }
-h2 { font-size: 1.2em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.6em; }
-h3 { font-size: 1.05em; }
-.sub, .small { color: #666; font-size: 0.88em; }
-code, pre { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.88em; }
-pre { background: #f6f8fa; padding: 0.8em; overflow-x: auto; border-radius: 4px; }
-.note { padding: 0.55em 0.9em; margin: 0.5em 0; border-radius: 4px; border-left: 4px solid; }
-.note.warn { background: #fff4e5; border-color: #e67e22; }
-.note.info { background: #eef5fb; border-color: #4a90d9; }
-table { border-collapse: collapse; }
-table.kv th { text-align: left; font-weight: 600; padding: 0.15em 1em 0.15em 0; vertical-align: top;
-              white-space: nowrap; }
-table.kv td { padding: 0.15em 0; }
-table.kv caption { text-align: left; font-weight: 700; padding-bottom: 0.2em; }
-table.grid th, table.grid td { border: 1px solid #ddd; padding: 0.35em 0.6em; vertical-align: top; text-align: left; }
-table.grid th { background: #f6f8fa; }
-.plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(460px, 1fr)); gap: 0.8em; }
-img.plot { width: 100%; height: auto; border: 1px solid #eee; }
-.samples { display: grid; grid-template-columns: repeat(auto-fill, minmax(280px, 1fr)); gap: 0.8em; }
-.samples figure { margin: 0; text-align: center; }
-img.sample { width: 100%; height: auto; border: 1px solid #eee; }
-img.sample.grid { image-rendering: pixelated; background: #000; }
-figcaption { font-size: 0.85em; color: #555; }
-.cfg { display: flex; flex-wrap: wrap; gap: 0.6em 2.5em; align-items: flex-start; }
-details { margin: 0.6em 0; } summary { cursor: pointer; color: #444; }
-"""
+
+def _stat_text(k: str, v: float) -> str:
+    try:
+        return info(k).fmt.format(v)
+    except (ValueError, TypeError):
+        return f"{v:.4g}"
+
+
+def _b64(png: bytes) -> str:
+    return base64.b64encode(png).decode("ascii")
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)

@@ -1,18 +1,51 @@
-"""Sampling without the dataset or the training code path: `load(run_dir)` -> Generator -> `.sample(n, seed)`."""
+"""The exported generator: written at every tick (`export_generator`), loaded and sampled without the dataset
+or the training code path (`load(run_dir)` -> Generator -> `.sample(n, seed)`).
+
+Format (RUN_DIR/generator/): model.safetensors (G_ema's state_dict: data, not code) and config.json:
+  {"format": "ganforge-generator-1", "ganforge_version", "nimg", "data": {name, kind, shape, class_names},
+   "model": the model section, "config": the whole config}
+A config.json written by another ganforge version loads; keys this version does not know are reported in
+one warning and ignored.
+"""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .config import ModelConfig
-from .data.base import from_model_range
+from .version import __version__
+from .components import model_from_artefact
+from .config import ModelConfig, to_dict
+from .data.base import Data, from_model_range
 from .errors import GanforgeError
-from .models import build_generator
-from .models.base import sample_prior
+from .inversion import Projection, as_model_input, project, to_projection
+from .models import PRIORS, build_generator, check_truncation, sample_prior
+from .utils.files import atomic_write, read_json, write_json, write_npz
+from .utils.images import save_image_grid, to_hwc
+from .utils.plots import save_scatter
+
+FORMAT = "ganforge-generator-1"
+
+
+def export_generator(run_dir: str | Path, G_ema: torch.nn.Module, cfg, data: Data, nimg: int) -> Path:
+    """RUN_DIR/generator/model.safetensors + config.json: everything `load` needs, no training code."""
+    from safetensors.torch import save
+
+    out = Path(run_dir) / "generator"
+    sd = {k: v.detach().to("cpu").contiguous() for k, v in G_ema.state_dict().items()}
+    meta = {"ganforge_version": __version__, "format": FORMAT, "nimg": nimg,
+            "data": {"name": data.name, "kind": data.kind, "shape": list(data.shape), "class_names": data.class_names},
+            "model": to_dict(cfg)["model"], "config": to_dict(cfg)}
+    atomic_write(out / "model.safetensors", save(sd))
+    write_json(out / "config.json", meta)
+    return out
+
+
+def as_items(x: torch.Tensor, kind: str) -> np.ndarray:
+    """Stored form (uint8 [N, C, H, W] or float [N, D]) -> what users get: uint8 [N, H, W, C] / float32 [N, D]."""
+    return to_hwc(x).numpy() if kind == "image" else x.numpy().astype(np.float32)
 
 
 @torch.no_grad()
@@ -39,20 +72,21 @@ class Generator:
     device: torch.device
 
     def sample(self, n: int, seed: int = 0, truncation: float | None = None, batch: int = 256) -> np.ndarray:
-        """n samples: images as uint8 [n, H, W, C], vectors as float32 [n, D]. Same seed, same samples."""
-        x = generate(self.net, self.model, self.kind, n, seed, self.device, truncation, batch)
-        return x.permute(0, 2, 3, 1).numpy() if self.kind == "image" else x.numpy().astype(np.float32)
+        """n samples: images as uint8 [n, H, W, C], vectors as float32 [n, D]. Same seed, same samples.
+        truncation: draw latents closer to the prior's centre (see ganforge.models.priors); None = off."""
+        return as_items(self.sample_tensor(n, seed, truncation, batch), self.kind)
 
-    def sample_tensor(self, n: int, seed: int = 0, truncation: float | None = None) -> torch.Tensor:
+    def sample_tensor(self, n: int, seed: int = 0, truncation: float | None = None, batch: int = 256) -> torch.Tensor:
         """Like `sample` but in dataset layout: uint8 [n, C, H, W] or float32 [n, D]."""
-        return generate(self.net, self.model, self.kind, n, seed, self.device, truncation)
+        if not isinstance(n, int) or n < 0:
+            raise GanforgeError(f"the number of samples must be a whole number >= 0, got {n!r}")
+        check_truncation(truncation, self.model.prior)
+        return generate(self.net, self.model, self.kind, n, seed, self.device, truncation, batch)
 
     def project(self, x, steps: int = 300, lr: float = 0.05, starts: int = 16, prior_weight: float = 1e-3,
-                seed: int = 0, batch: int = 256):
+                seed: int = 0, batch: int = 256) -> Projection:
         """Latents whose samples match `x` (images uint8 [N, H, W, C] as `sample` returns, or vectors [N, D]):
         a `ganforge.inversion.Projection` with z, reconstructions, mse and start_mse. Same seed, same result."""
-        from .inversion import as_model_input, project, to_projection
-
         target = as_model_input(x, self.kind, self.shape)
         out = project(self.net, target, self.model.z_dim, self.model.prior, steps=steps, lr=lr, starts=starts,
                       prior_weight=prior_weight, seed=seed, batch=batch, device=self.device,
@@ -67,7 +101,7 @@ class Generator:
             raise GanforgeError(f"latents have shape {tuple(z.shape)}; this generator takes [N, {self.model.z_dim}]")
         x = torch.cat([from_model_range(self.net(z[i: i + batch].to(self.device)), self.kind).cpu()
                        for i in range(0, len(z), batch)])
-        return x.permute(0, 2, 3, 1).numpy() if self.kind == "image" else x.numpy().astype(np.float32)
+        return as_items(x, self.kind)
 
     @property
     def has_encoder(self) -> bool:
@@ -77,8 +111,6 @@ class Generator:
     @torch.no_grad()
     def encode(self, x, batch: int = 256) -> np.ndarray:
         """Latents float32 [N, z_dim] of data `x` (as for `project`) from the trained encoder E."""
-        from .inversion import as_model_input
-
         if not self.has_encoder:
             raise GanforgeError("this generator has no encoder (it was trained with model.encoder=false); "
                                 "use project() to find latents by optimisation")
@@ -91,16 +123,9 @@ class Generator:
         """Samples along the path between the latents of two seeds (slerp for a normal prior, lerp for uniform)."""
         z0 = sample_prior(1, self.model.z_dim, self.model.prior, torch.Generator().manual_seed(seed))
         z1 = sample_prior(1, self.model.z_dim, self.model.prior, torch.Generator().manual_seed(seed_to))
-        t = torch.linspace(0, 1, steps)[:, None]
-        if self.model.prior == "normal":
-            omega = torch.arccos((z0 / z0.norm() * z1 / z1.norm()).sum().clamp(-1, 1))
-            so = torch.sin(omega)
-            z = (torch.sin((1 - t) * omega) / so) * z0 + (torch.sin(t * omega) / so) * z1 if so > 1e-6 \
-                else (1 - t) * z0 + t * z1
-        else:
-            z = (1 - t) * z0 + t * z1
+        z = PRIORS.get(self.model.prior).interpolate(z0, z1, torch.linspace(0, 1, steps)[:, None])
         x = from_model_range(self.net(z.to(self.device)), self.kind).cpu()
-        return x.permute(0, 2, 3, 1).numpy() if self.kind == "image" else x.numpy()
+        return as_items(x, self.kind)
 
 
 def load(run_dir: str | Path, device: str = "cpu") -> Generator:
@@ -114,12 +139,15 @@ def load(run_dir: str | Path, device: str = "cpu") -> Generator:
     if not (gdir / "config.json").is_file() or not (gdir / "model.safetensors").is_file():
         raise GanforgeError(f"{str(p)!r} has no exported generator (expected {gdir}/model.safetensors and "
                             "config.json); train it first, or resume it so that a tick exports one")
+    meta = read_json(gdir / "config.json")
+    where = str(gdir / "config.json")
     try:
-        meta = json.loads((gdir / "config.json").read_text())
-        mcfg = ModelConfig(**meta["model"])
-        kind, shape = meta["data"]["kind"], tuple(meta["data"]["shape"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise GanforgeError(f"{gdir / 'config.json'} is damaged or not a ganforge generator ({e})") from None
+        kind, shape = meta["data"]["kind"], tuple(int(v) for v in meta["data"]["shape"])
+        mcfg = model_from_artefact(meta["model"], where)
+    except (ValueError, KeyError, TypeError, GanforgeError) as e:
+        raise GanforgeError(f"{where} is damaged or not a ganforge generator ({e})") from None
+    if kind not in ("image", "vector"):
+        raise GanforgeError(f"{where} is damaged or not a ganforge generator (data kind {kind!r})")
     net = build_generator(mcfg, shape, kind)
     try:
         sd = load_file(str(gdir / "model.safetensors"))
@@ -131,15 +159,9 @@ def load(run_dir: str | Path, device: str = "cpu") -> Generator:
     return Generator(net=net.to(dev).eval(), model=mcfg, kind=kind, shape=shape, meta=meta, device=dev)
 
 
-def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
+def save_npz(path: str | Path, **arrays: np.ndarray) -> Path:
     """Compressed .npz, written atomically: an interrupted write never leaves a half file under `path`."""
-    import io
-
-    from .training.checkpoint import atomic_write
-
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    atomic_write(Path(path), lambda f: f.write(buf.getvalue()))
+    return write_npz(path, **arrays)
 
 
 def save_samples(x: np.ndarray, kind: str, out: str | Path) -> Path:
@@ -147,15 +169,12 @@ def save_samples(x: np.ndarray, kind: str, out: str | Path) -> Path:
     PNGs."""
     from PIL import Image
 
-    from .training.visuals import image_grid, save_scatter
-
     out = Path(out)
     if out.suffix == ".npz":
         save_npz(out, **{"images" if kind == "image" else "samples": x})
     elif out.suffix == ".png":
-        out.parent.mkdir(parents=True, exist_ok=True)
         if kind == "image":
-            image_grid(torch.from_numpy(x).permute(0, 3, 1, 2)).save(out)
+            save_image_grid(x, out, scale=1)
         else:
             save_scatter(x, None, out)
     elif out.suffix == "":

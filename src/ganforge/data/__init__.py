@@ -2,12 +2,9 @@
 from __future__ import annotations
 
 from . import cifar, digits, folder, idx, toy2d, vectors  # noqa: F401  (register)
-from .base import DATASETS, Data, cache_dir, from_model_range, to_model_range
+from .base import (DATASETS, Data, build_dataset, cache_dir, data_key, from_model_range, requested_size,
+                   target_size, to_model_range)
+from .sampler import DeviceSampler
 
-
-def build_dataset(cfg) -> Data:
-    """DataConfig -> Data (in memory)."""
-    return DATASETS.get(cfg.name)(cfg)
-
-
-__all__ = ["DATASETS", "Data", "build_dataset", "cache_dir", "from_model_range", "to_model_range"]
+__all__ = ["DATASETS", "Data", "DeviceSampler", "build_dataset", "cache_dir", "data_key", "from_model_range",
+           "requested_size", "target_size", "to_model_range"]

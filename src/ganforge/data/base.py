@@ -1,7 +1,9 @@
 """The dataset contract: every loader returns a `Data` (tensors in memory) built from a `DataConfig`.
 
 Images are uint8 [N, C, H, W]; vectors are float32 [N, D]. Conversion to the range the models see happens
-in ONE place: `to_model_range` / `from_model_range`.
+in ONE place: `to_model_range` / `from_model_range`. The requested geometry (`data.resolution`,
+`data.width`) is interpreted in ONE place too: `requested_size` / `target_size`; resampling itself is
+`ganforge.utils.images.resize` / `fit` (one filter for every loader).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Callable
 
 import torch
 
+from ..errors import GanforgeError
 from ..registry import Registry
 
 DATASETS: Registry[Callable[..., "Data"]] = Registry("dataset")
@@ -44,6 +47,11 @@ class Data:
         return self.x.shape[0]
 
 
+def build_dataset(cfg) -> Data:
+    """DataConfig -> Data (in memory), through the registry."""
+    return DATASETS.get(cfg.name)(cfg)
+
+
 def to_model_range(x: torch.Tensor, kind: str) -> torch.Tensor:
     """Stored data -> what D sees: uint8 images -> float in [-1, 1]; vectors pass through as float."""
     if kind == "image":
@@ -62,3 +70,29 @@ def cache_dir(cfg_cache_dir: str = "") -> Path:
     """Download / preprocessed-data cache: data.cache_dir, else $GANFORGE_CACHE, else ~/.cache/ganforge."""
     p = cfg_cache_dir or os.environ.get("GANFORGE_CACHE") or os.path.join(Path.home(), ".cache", "ganforge")
     return Path(p).expanduser()
+
+
+def data_key(cfg) -> str:
+    """A readable name for a DataConfig (dataset + preprocessing), used in cache keys of metric references and
+    domain classifiers (their identity also includes a hash of the tensor)."""
+    parts = [cfg.name, cfg.variant, cfg.path, cfg.resolution, cfg.width, cfg.channels, cfg.crop, cfg.split, cfg.n,
+             cfg.seed, cfg.max_items] + [f"{k}={v}" for k, v in sorted(cfg.options.items())]
+    return "-".join(str(v) for v in parts if v not in ("", 0, None))
+
+
+def requested_size(cfg) -> tuple[int, int] | None:
+    """(H, W) asked for by data.resolution / data.width, or None for the native size."""
+    return (cfg.resolution, cfg.width or cfg.resolution) if cfg.resolution else None
+
+
+def target_size(cfg, native: tuple[int, int], what: str) -> tuple[int, int]:
+    """(H, W) for a dataset of fixed size `native`: the requested size, which must keep the aspect ratio."""
+    size = requested_size(cfg)
+    if size is None:
+        return native
+    h, w = size
+    if h * native[1] != w * native[0]:
+        raise GanforgeError(
+            f"data.width: {what} images are {native[0]}x{native[1]}; a {h}x{w} target would distort them; "
+            f"set only data.resolution (or use the `folder` loader, which crops)")
+    return size

@@ -15,6 +15,7 @@ CIFAR batch needs (numpy array reconstruction and plain builtins) and refuses an
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import io
@@ -29,8 +30,8 @@ import numpy as np
 import torch
 
 from ..errors import GanforgeError
-from . import files
-from .base import DATASETS, Data, cache_dir
+from ..utils import download, images
+from .base import DATASETS, Data, cache_dir, target_size
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,7 @@ def load_cifar(key: str, cfg) -> Data:
                     f"{key}: {spec.title} not found in {cache} (looked for {spec.folder}/ and {spec.tarball}) and "
                     f"data.download is false; set --set data.path=DIR (the {spec.folder} folder or the tarball), "
                     f"or --set data.download=true to fetch {spec.url}")
-            checksums[spec.tarball] = files.download([spec.url], cache / spec.tarball, spec.checksum,
+            checksums[spec.tarball] = download.download([spec.url], cache / spec.tarball, spec.checksum,
                                                      f"{key} ({spec.title})")
             store = _Store(cache / spec.tarball, spec.folder)
 
@@ -253,28 +254,22 @@ def load_cifar(key: str, cfg) -> Data:
     if cfg.max_items:
         x, y = x[: cfg.max_items], y[: cfg.max_items]
 
-    xt = torch.from_numpy(np.ascontiguousarray(x))
-    size = files.target_size(cfg, (32, 32), spec.title)
-    xt = files.resize_uint8(xt, size)
+    if cfg.channels not in (0, 1, 3):
+        raise GanforgeError(f"data.channels: {spec.title} is RGB; choose 1 or 3, got {cfg.channels}")
+    size = target_size(cfg, (32, 32), spec.title)
+    x = images.resize(np.ascontiguousarray(x), size)
     preprocessing = []
     if size != (32, 32):
-        preprocessing.append(f"resized to {size[0]}x{size[1]} (bilinear, antialiased)")
+        preprocessing.append(f"resized to {size[0]}x{size[1]} ({images.RESAMPLE_NAME})")
     if cfg.channels == 1:
-        xt = files.luma_uint8(xt)
+        x = images.luma(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
         preprocessing.append("RGB -> grey (ITU-R 601 luma, as PIL)")
-    elif cfg.channels not in (0, 3):
-        raise GanforgeError(f"data.channels: {spec.title} is RGB; choose 1 or 3, got {cfg.channels}")
-    return Data(x=xt.contiguous(), kind="image", name=key, labels=torch.from_numpy(y), class_names=class_names,
+    return Data(x=torch.from_numpy(np.ascontiguousarray(x)), kind="image", name=key, labels=torch.from_numpy(y), class_names=class_names,
                 info=dict(source=spec.title, store=str(store), files=batches + [spec.meta], split=cfg.split,
                           variant=variant or None, checksums=checksums,
                           preprocessing=preprocessing, max_items=cfg.max_items or None))
 
 
-@DATASETS.register("cifar10")
-def cifar10(cfg) -> Data:
-    return load_cifar("cifar10", cfg)
-
-
-@DATASETS.register("cifar100")
-def cifar100(cfg) -> Data:
-    return load_cifar("cifar100", cfg)
+for _key, _spec in CIFAR_SETS.items():
+    DATASETS.register(_key, doc=f"{_spec.title} (official python-version batches or tarball)")(
+        functools.partial(load_cifar, _key))

@@ -3,15 +3,15 @@
 Labels: when every image lies in a first-level subfolder (`root/<class>/.../img.png`), the subfolder names,
 sorted, are the classes; otherwise the set has no labels. Hidden files and folders (".name") are ignored.
 
-Geometry: with `data.resolution` H (and `data.width` W, default H) each image is scaled (Lanczos, as
-StyleGAN2-ADA's dataset_tool) so that it just covers H x W, then cropped to H x W: in the centre, or at a
+Geometry: with `data.resolution` H (and `data.width` W, default H) each image is scaled (the loaders' one
+filter, Lanczos, as StyleGAN2-ADA's dataset_tool) so that it just covers H x W, then cropped to H x W: in the centre, or at a
 position drawn from (`data.seed`, image index) when `data.crop` is "random" (the same crop every run).
 With `data.resolution` 0 images keep their size, and all must be the same size. JPEG EXIF orientation is applied.
 
 Channels: each image is decoded as grey (L, 1-bit, 16-bit and float grey; 16-bit scaled to 8 bits), RGB
 (RGB, palette, CMYK, YCbCr, ...) or RGBA (anything with alpha: RGBA, LA, PA, palette with transparency).
-`data.channels` 1, 3 or 4 converts every image to that: grey -> RGB repeats the grey level; alpha is removed
-by compositing on white; RGB -> grey uses ITU-R 601 luma (as PIL's convert("L")); missing alpha is opaque.
+`data.channels` 1, 3 or 4 converts every image to that (ganforge.utils.images.convert_channels: grey -> RGB
+repeats the grey level; alpha is composited on white; RGB -> grey is ITU-R 601 luma; missing alpha is opaque).
 `data.channels` 0 picks: 1 if every image is grey, 4 if every image has alpha, else 3 (no colour is lost).
 
 The result is cached in `cache_dir(data.cache_dir)/folder/<key>.npz`, keyed by a hash of the sorted relative
@@ -29,105 +29,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
 
 from ..errors import GanforgeError
-from .base import DATASETS, Data, cache_dir
+from ..utils.files import atomic_write
+from ..utils.images import IMAGE_EXTS, RESAMPLE_NAME, convert_channels, list_images, read_image
+from .base import DATASETS, Data, cache_dir, requested_size
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 CACHE_VERSION = 1  # bump when the preprocessing changes, so old caches are not reused
-GREY_MODES = ("1", "L", "I", "F", "I;16", "I;16L", "I;16B", "I;16N")
-ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
-
-
-def list_images(root: Path) -> list[tuple[str, int, int]]:
-    """(relative POSIX path, size in bytes, mtime in ns) of every image under `root`, sorted by path."""
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]  # .git, .ipynb_checkpoints, ...
-        for fn in filenames:
-            if fn.startswith(".") or not fn.lower().endswith(IMAGE_EXTS):
-                continue
-            p = Path(dirpath, fn)
-            st = p.stat()
-            out.append((p.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
-    out.sort()
-    return out
-
-
-def _natural_kind(im: Image.Image) -> str:
-    """"L", "RGB" or "RGBA": what an image holds, whatever its storage mode."""
-    if im.mode in GREY_MODES:
-        return "L"
-    if im.mode in ALPHA_MODES or (im.mode == "P" and "transparency" in im.info):
-        return "RGBA"
-    return "RGB"
-
-
-def _to_kind(im: Image.Image, kind: str) -> Image.Image:
-    if kind == "L" and im.mode.startswith("I"):
-        # 16-bit grey (PNG): PIL's convert("L") would clip at 255, so scale 0..65535 -> 0..255 instead.
-        a = np.asarray(im).astype(np.int64).clip(0, 65535)
-        return Image.fromarray(((a * 255 + 32767) // 65535).astype(np.uint8), "L")
-    if kind == "L" and im.mode == "F":
-        return Image.fromarray(np.asarray(im).clip(0, 255).round().astype(np.uint8), "L")
-    return im if im.mode == kind else im.convert(kind)
-
-
-def _decode(path: Path) -> Image.Image:
-    """Open and fully decode one image (EXIF orientation applied); any exception means an unreadable file."""
-    with Image.open(path) as im:
-        im.load()
-        im = ImageOps.exif_transpose(im) or im
-        return _to_kind(im, _natural_kind(im))
-
-
-def read_image(path: Path, size: tuple[int, int] | None, crop: str = "center", seed: int = 0,
-               index: int = 0) -> tuple[np.ndarray, str]:
-    """One image file -> (uint8 [H, W, 1|3|4], its kind "L" | "RGB" | "RGBA"), scaled and cropped to size (H, W)
-    unless size is None. Any exception means a corrupt or unsupported file."""
-    im = _decode(path)
-    if size is not None:
-        im = _fit(im, size, crop, seed, index)
-    a = np.asarray(im, dtype=np.uint8)
-    return (a[..., None] if a.ndim == 2 else a), im.mode
-
-
-def _fit(im: Image.Image, size: tuple[int, int], crop: str, seed: int, index: int) -> Image.Image:
-    """Scale `im` to just cover size (H, W), then crop it to exactly H x W."""
-    (h, w), (iw, ih) = size, im.size
-    s = max(w / iw, h / ih)
-    nw, nh = max(w, round(iw * s)), max(h, round(ih * s))
-    if (nw, nh) != (iw, ih):
-        im = im.resize((nw, nh), Image.LANCZOS)  # antialiased; PIL premultiplies alpha for RGBA
-    if crop == "random":
-        rng = np.random.default_rng([seed, index])  # per image: independent of thread order and max_items
-        left, top = int(rng.integers(0, nw - w + 1)), int(rng.integers(0, nh - h + 1))
-    else:
-        left, top = (nw - w) // 2, (nh - h) // 2
-    return im.crop((left, top, left + w, top + h)) if (nw, nh) != (w, h) else im
-
-
-def _luma(rgb: np.ndarray) -> np.ndarray:
-    r, g, b = (rgb[..., i].astype(np.uint32) for i in range(3))
-    return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)[..., None]
-
-
-def convert_channels(a: np.ndarray, c: int) -> np.ndarray:
-    """uint8 [H, W, 1|3|4] -> uint8 [H, W, c] with the rules in the module docstring."""
-    have = a.shape[-1]
-    if have == c:
-        return a
-    if have == 4:  # composite on white: rgb * alpha + 255 * (1 - alpha)
-        alpha = a[..., 3:].astype(np.uint32)
-        a = ((a[..., :3].astype(np.uint32) * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
-        have = 3
-    if c == 1:
-        return a if have == 1 else _luma(a)
-    rgb = np.repeat(a, 3, axis=-1) if have == 1 else a
-    if c == 3:
-        return rgb
-    return np.concatenate([rgb, np.full(rgb.shape[:-1] + (1,), 255, np.uint8)], axis=-1)
 
 
 def _cache_key(listing: list[tuple[str, int, int]], options: dict) -> str:
@@ -148,11 +56,7 @@ def _load_cache(path: Path) -> tuple[np.ndarray, np.ndarray, dict] | None:
 
 def _save_cache(path: Path, x: np.ndarray, labels: np.ndarray, meta: dict) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        with open(tmp, "wb") as f:
-            np.savez(f, x=x, labels=labels, meta=np.array(json.dumps(meta)))
-        os.replace(tmp, path)  # atomic: a crash never leaves a half-written cache under the real name
+        atomic_write(path, lambda f: np.savez(f, x=x, labels=labels, meta=np.array(json.dumps(meta))))
     except OSError as e:
         warnings.warn(f"folder: could not write the cache {path} ({e}); the next run will decode again",
                       stacklevel=3)
@@ -163,7 +67,7 @@ def _skip_warning(root: Path, skipped: list[str]) -> None:
                   f"first: {skipped[0]}", stacklevel=3)
 
 
-@DATASETS.register("folder")
+@DATASETS.register("folder", doc="your images: every PNG/JPEG/WebP/BMP under data.path (labels from subfolders)")
 def folder(cfg) -> Data:
     """Images under data.path -> uint8 [N, C, H, W] (+ labels from first-level subfolders)."""
     if not cfg.path:
@@ -173,14 +77,7 @@ def folder(cfg) -> Data:
     if not root.is_dir():
         raise GanforgeError(f"data.path: {root} {'is not a directory' if root.exists() else 'does not exist'}; "
                             f"point it at a folder of {'/'.join(e[1:] for e in IMAGE_EXTS)} images")
-    if cfg.channels not in (0, 1, 3, 4):
-        raise GanforgeError(f"data.channels: choose 0 (automatic), 1, 3 or 4, got {cfg.channels}")
-    if cfg.crop not in ("center", "random"):
-        raise GanforgeError(f"data.crop: choose center or random, got {cfg.crop!r}")
-    if cfg.resolution < 0 or cfg.width < 0 or (cfg.width and not cfg.resolution):
-        raise GanforgeError(f"data.resolution/data.width: set resolution (height, > 0) and optionally width; "
-                            f"got {cfg.resolution}/{cfg.width}")
-    size = (cfg.resolution, cfg.width or cfg.resolution) if cfg.resolution else None  # (H, W) or native
+    size = requested_size(cfg)  # (H, W) or None: native
 
     listing = list_images(root)
     if not listing:
@@ -269,7 +166,7 @@ def _build(root: Path, listing: list[tuple[str, int, int]], size: tuple[int, int
     preprocessing = [f"decoded as {'/'.join(sorted(modes))}, converted to {c} channel(s)"
                      + (" (alpha composited on white)" if "RGBA" in modes and c < 4 else "")]
     if size is not None:
-        preprocessing.append(f"scaled to cover {size[0]}x{size[1]} (Lanczos), {cfg.crop} crop"
+        preprocessing.append(f"scaled to cover {size[0]}x{size[1]} ({RESAMPLE_NAME}), {cfg.crop} crop"
                              + (f" (seed {cfg.seed})" if cfg.crop == "random" else ""))
     meta = dict(class_names=class_names, n_read=len(kept) + len(skipped), skipped=skipped,
                 preprocessing=preprocessing)

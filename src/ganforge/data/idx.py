@@ -17,6 +17,7 @@ transposed back here; `letters` labels (1..26 in the files) are shifted to 0..25
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import string
 import struct
@@ -29,8 +30,8 @@ import numpy as np
 import torch
 
 from ..errors import GanforgeError
-from . import files
-from .base import DATASETS, Data, cache_dir
+from ..utils import download, images
+from .base import DATASETS, Data, cache_dir, target_size
 
 # IDX element type code -> big-endian numpy dtype
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -229,12 +230,12 @@ def load_idx(key: str, cfg) -> Data:
     missing = [s for s in stems if found[s] is None]
     if missing and not cfg.path and cfg.download:
         if key == "emnist":
-            status[EMNIST_ZIP] = files.download(list(spec.mirrors), cache / EMNIST_ZIP,
+            status[EMNIST_ZIP] = download.download(list(spec.mirrors), cache / EMNIST_ZIP,
                                                 spec.checksums[EMNIST_ZIP], f"{key} ({spec.title})")
         else:
             for s in missing:
                 name = s + ".gz"
-                status[name] = files.download([m + name for m in spec.mirrors], cache / name,
+                status[name] = download.download([m + name for m in spec.mirrors], cache / name,
                                               spec.checksums[name], f"{key} ({spec.title})")
         found = {s: _locate(s, dirs, zips) for s in stems}
         missing = [s for s in stems if found[s] is None]
@@ -275,21 +276,21 @@ def load_idx(key: str, cfg) -> Data:
     y = np.concatenate(ys) if len(ys) > 1 else ys[0]
     if cfg.max_items:
         x, y = x[: cfg.max_items], y[: cfg.max_items]  # slice before resizing: less work
-    xt = torch.from_numpy(np.ascontiguousarray(x)).unsqueeze(1)  # [N, 1, h, w] uint8
-    size = files.target_size(cfg, tuple(xt.shape[-2:]), spec.title)
-    xt = files.resize_uint8(xt, size)
+    x = np.ascontiguousarray(x)[:, None]  # [N, 1, h, w] uint8
+    size = target_size(cfg, tuple(x.shape[-2:]), spec.title)
+    x = images.resize(x, size)
     if cfg.channels not in (0, 1):
         if cfg.channels != 3:
             raise GanforgeError(f"data.channels: {spec.title} is grey; choose 1 or 3, got {cfg.channels}")
-        xt = xt.repeat(1, 3, 1, 1)  # grey -> RGB by repetition
+        x = np.repeat(x, 3, axis=1)  # grey -> RGB by repetition
     preprocessing = []
     if key == "emnist":
         preprocessing.append("transposed (EMNIST storage order)")
     if size != (28, 28):
-        preprocessing.append(f"resized to {size[0]}x{size[1]} (bilinear, antialiased)")
-    if xt.shape[1] == 3:
+        preprocessing.append(f"resized to {size[0]}x{size[1]} ({images.RESAMPLE_NAME})")
+    if x.shape[1] == 3:
         preprocessing.append("grey repeated to 3 channels")
-    return Data(x=xt.contiguous(), kind="image", name=key, labels=torch.from_numpy(y.astype(np.int64)),
+    return Data(x=torch.from_numpy(np.ascontiguousarray(x)), kind="image", name=key, labels=torch.from_numpy(y.astype(np.int64)),
                 class_names=list(classes),
                 info=dict(source=spec.title, files=read, split=cfg.split, variant=variant or None,
                           checksums=status, preprocessing=preprocessing, max_items=cfg.max_items or None))
@@ -308,25 +309,10 @@ def _read_checked(src: _Source, status: dict[str, str], spec: IdxSet, want_ndim:
         status.setdefault(src.name, f"member of {src.path.name}; not re-verified")
     elif src.name not in status:  # not downloaded just now: compare with the official digest, for the record
         ref = spec.checksums.get(src.name)
-        status[src.name] = files.checksum_status(stored, ref) if ref else "no reference checksum (uncompressed file)"
+        status[src.name] = download.checksum_status(stored, ref) if ref else "no reference checksum (uncompressed file)"
     return arr
 
 
-@DATASETS.register("mnist")
-def mnist(cfg) -> Data:
-    return load_idx("mnist", cfg)
-
-
-@DATASETS.register("fashion")
-def fashion(cfg) -> Data:
-    return load_idx("fashion", cfg)
-
-
-@DATASETS.register("kmnist")
-def kmnist(cfg) -> Data:
-    return load_idx("kmnist", cfg)
-
-
-@DATASETS.register("emnist")
-def emnist(cfg) -> Data:
-    return load_idx("emnist", cfg)
+for _key, _spec in IDX_SETS.items():
+    DATASETS.register(_key, doc=f"{_spec.title} (IDX files; looked for locally, downloaded when online)")(
+        functools.partial(load_idx, _key))

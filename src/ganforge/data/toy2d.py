@@ -5,6 +5,7 @@ A training set of `data.n` points (PacGAN: 100,000) is drawn once with `data.see
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -32,11 +33,7 @@ def _make_toy(name: str, cfg) -> Data:
                 info=dict(protocol="PacGAN (Lin et al. 2018)", modes=len(centers), std=std, n=cfg.n, seed=cfg.seed))
 
 
-@DATASETS.register("ring")
-def ring(cfg) -> Data:
-    return _make_toy("ring", cfg)
-
-
-@DATASETS.register("grid")
-def grid(cfg) -> Data:
-    return _make_toy("grid", cfg)
+_DOCS = {"ring": "PacGAN ring: 8 Gaussian modes on the unit circle, std 0.01 (2-D vectors), built in",
+         "grid": "PacGAN grid: 25 Gaussian modes at {-4,..,4}^2, std 0.05 (2-D vectors), built in"}
+for _name in TOY_SETS:
+    DATASETS.register(_name, doc=_DOCS[_name])(functools.partial(_make_toy, _name))

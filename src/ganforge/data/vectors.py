@@ -155,7 +155,7 @@ def _read_numpy(path: Path, max_items: int) -> tuple[np.ndarray, np.ndarray | No
     return x, y, class_names, dict(array=key)
 
 
-@DATASETS.register("vectors")
+@DATASETS.register("vectors", doc="your vectors: a .npy, .npz or .csv file at data.path")
 def vectors(cfg) -> Data:
     """A .npy / .npz / .csv file at data.path -> float32 [N, D] (+ labels when the file has them)."""
     if not cfg.path:

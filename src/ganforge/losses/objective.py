@@ -1,25 +1,23 @@
 """The objective: the ONE place that runs the adversarial losses and calls backward().
 
-Models compute, the objective differentiates, the loop steps (StyleGAN2-ADA's loss.py split). Each phase
-returns detached statistics as a small device tensor, so the loop never synchronises with the host.
+Models compute, the objective differentiates, the loop steps (StyleGAN2-ADA's loss.py split). Each phase reports
+its statistics by name into a device-side accumulator (`stats.add(name, tensor)`, ganforge.utils.stats), so
+the loop never synchronises with the host.
 """
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import torch
 
 from ..models.base import join
+from ..utils.rng import randn_local
 from .adversarial import LOSSES, AdversarialLoss
 from .penalties import gradient_penalty, r1_penalty
 
 Tensor = torch.Tensor
-
-# Layout of the statistics vector that d_phase / g_phase fill (summed over steps, read once per tick).
-STAT_NAMES = ("loss_d", "loss_g", "d_real_logit", "d_fake_logit", "d_real", "d_fake", "penalty", "n_d", "n_g")
-STAT_INDEX = {k: i for i, k in enumerate(STAT_NAMES)}
 
 
 def pack(x: Tensor, m: int) -> Tensor:
@@ -27,6 +25,13 @@ def pack(x: Tensor, m: int) -> Tensor:
     if m == 1:
         return x
     return x.reshape(x.shape[0] // m, x.shape[1] * m, *x.shape[2:])
+
+
+def instance_noise(x: Tensor, std: float, gen: torch.Generator | None) -> Tensor:
+    """Instance noise (Sonderby et al. 2016): x + N(0, std^2), each rank's slice of one global draw."""
+    if std <= 0:
+        return x
+    return x + std * randn_local(tuple(x.shape), gen, x.device, x.dtype)
 
 
 @dataclass
@@ -41,24 +46,17 @@ class Objective:
     pack: int
     autocast: Callable[[], contextlib.AbstractContextManager]
     encode: Callable[[Tensor], Tensor] | None = None  # BiGAN / ALI: E; D then judges join(x, z) pairs
+    options: dict[str, Any] = field(default_factory=dict)  # the loss's own options (keyword arguments)
 
     @classmethod
     def from_config(cls, cfg, G, D, D_eager, autocast, encode=None) -> "Objective":
         loss = LOSSES.get(cfg.loss.name)
         gp = loss.default_gp if cfg.loss.gp_weight < 0 else cfg.loss.gp_weight
         return cls(G=G, D=D, D_eager=D_eager, loss=loss, smoothing=cfg.loss.label_smoothing, gp_weight=gp,
-                   r1_gamma=cfg.loss.r1_gamma, pack=cfg.model.pack, autocast=autocast, encode=encode)
+                   r1_gamma=cfg.loss.r1_gamma, pack=cfg.model.pack, autocast=autocast, encode=encode,
+                   options=dict(cfg.loss.options))
 
-    @staticmethod
-    def _noise(x: Tensor, std: float, gen: torch.Generator | None) -> Tensor:
-        """Instance noise (Sonderby et al. 2016): x + N(0, std^2)."""
-        if std <= 0:
-            return x
-        from ..training.distributed import randn_local
-
-        return x + std * randn_local(tuple(x.shape), gen, x.device, x.dtype)
-
-    def d_phase(self, real: Tensor, z: Tensor, stats: Tensor, noise_std: float = 0.0,
+    def d_phase(self, real: Tensor, z: Tensor, stats, noise_std: float = 0.0,
                 gen: torch.Generator | None = None, keep_fake: bool = False) -> Tensor | None:
         """Accumulate D's gradients for one minibatch: real [B, ...] in model range, z [B, z_dim].
 
@@ -68,8 +66,8 @@ class Objective:
         with self.autocast():
             with torch.set_grad_enabled(keep_fake):
                 fake = self.G(z)
-            real_in = self._noise(real, noise_std, gen)
-            fake_in = self._noise(fake.detach(), noise_std, gen).to(real_in.dtype)
+            real_in = instance_noise(real, noise_std, gen)
+            fake_in = instance_noise(fake.detach(), noise_std, gen).to(real_in.dtype)
             if self.encode is not None:  # BiGAN: the real pair is (x, E(x)), the fake pair (G(z), z)
                 with torch.no_grad():
                     code = self.encode(real)
@@ -80,7 +78,7 @@ class Objective:
                 D_real = self.D_eager
             real_logits = D_real(pack(real_in, self.pack)).float()
             fake_logits = self.D(pack(fake_in, self.pack)).float()
-            loss = self.loss.d(real_logits, fake_logits, self.smoothing)
+            loss = self.loss.d(real_logits, fake_logits, self.smoothing, **self.options)
             penalty = torch.zeros((), device=real.device)
             if self.gp_weight > 0:
                 penalty = penalty + self.gp_weight * gradient_penalty(
@@ -90,41 +88,35 @@ class Objective:
         (loss + penalty).backward()
         with torch.no_grad():
             rl, fl = real_logits.detach(), fake_logits.detach()
-            upd = torch.stack([loss.detach(), torch.zeros_like(loss), rl.mean(), fl.mean(),
-                               torch.sigmoid(rl).mean(), torch.sigmoid(fl).mean(), penalty.detach(),
-                               torch.ones_like(loss), torch.zeros_like(loss)])
-            stats.add_(upd)
+            stats.add("loss_d", loss)
+            stats.add("penalty", penalty)
+            stats.add("d_real_logit", rl.mean())
+            stats.add("d_fake_logit", fl.mean())
+            if self.loss.probability:
+                stats.add("d_real", torch.sigmoid(rl).mean())
+                stats.add("d_fake", torch.sigmoid(fl).mean())
         return fake if keep_fake else None
 
-    def g_phase(self, z: Tensor | None, stats: Tensor, noise_std: float = 0.0, gen: torch.Generator | None = None,
+    def g_phase(self, z: Tensor | None, stats, noise_std: float = 0.0, gen: torch.Generator | None = None,
                 fake: Tensor | None = None, real: Tensor | None = None) -> None:
         """Accumulate G's gradients for one minibatch of latents z [B, z_dim], or for fakes G(z) that
         d_phase(keep_fake=True) already computed with their graph (z is then needed only with an encoder).
-        With an encoder (BiGAN), also E's, on the real minibatch `real`: E plays against D with loss.e."""
+        `real` (a real minibatch in model range) is used by losses that compare with real data and, with an
+        encoder (BiGAN), for E's loss: E plays against D with loss.e."""
         with self.autocast():
-            fake = self._noise(self.G(z) if fake is None else fake, noise_std, gen)
+            fake = instance_noise(self.G(z) if fake is None else fake, noise_std, gen)
             if self.encode is not None:
                 fake = join(fake, z)
             fake_logits = self.D(pack(fake, self.pack)).float()
-            loss = self.loss.g(fake_logits)
+            real_logits = None
             if self.encode is not None:
-                real_in = self._noise(real, noise_std, gen)
+                real_in = instance_noise(real, noise_std, gen)
                 real_logits = self.D(join(real_in, self.encode(real)).to(fake.dtype)).float()
-                loss = loss + self.loss.e(real_logits)
+            elif self.loss.g_uses_real:
+                with torch.no_grad():  # D's verdict on real data is a constant for G
+                    real_logits = self.D(pack(instance_noise(real, noise_std, gen), self.pack)).float()
+            loss = self.loss.g(real_logits, fake_logits, **self.options)
+            if self.encode is not None:
+                loss = loss + self.loss.e(real_logits, fake_logits, **self.options)
         loss.backward()
-        with torch.no_grad():
-            z0 = torch.zeros_like(loss)
-            stats.add_(torch.stack([z0, loss.detach(), z0, z0, z0, z0, z0, z0, torch.ones_like(loss)]))
-
-
-def summarize(stats: Tensor, probability: bool) -> dict[str, float]:
-    """Summed stats (one host read per tick) -> means per phase."""
-    s = stats.double().cpu().tolist()
-    nd, ng = max(s[STAT_INDEX["n_d"]], 1), max(s[STAT_INDEX["n_g"]], 1)
-    out = {
-        "loss_d": s[0] / nd, "loss_g": s[1] / ng, "d_real_logit": s[2] / nd, "d_fake_logit": s[3] / nd,
-        "penalty": s[6] / nd,
-    }
-    if probability:
-        out["d_real"], out["d_fake"] = s[4] / nd, s[5] / nd
-    return out
+        stats.add("loss_g", loss)

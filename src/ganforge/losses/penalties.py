@@ -5,13 +5,14 @@ from typing import Callable
 
 import torch
 
+from ..utils.rng import rand_local
+
 Tensor = torch.Tensor
 
 
 def gradient_penalty(D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, generator=None) -> Tensor:
-    """WGAN-GP (Gulrajani et al. 2017): E[(||grad D(x_hat)||_2 - 1)^2], x_hat on random real-fake interpolates."""
-    from ..training.distributed import rand_local  # each rank's slice of one global draw
-
+    """WGAN-GP (Gulrajani et al. 2017): E[(||grad D(x_hat)||_2 - 1)^2], x_hat on random real-fake interpolates.
+    The interpolation weights are each rank's slice of one global draw (utils.rng)."""
     shape = (real.shape[0],) + (1,) * (real.ndim - 1)
     eps = rand_local(shape, generator, real.device, real.dtype)
     x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)

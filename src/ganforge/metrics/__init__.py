@@ -1,12 +1,15 @@
 """Metrics: features -> statistics -> metric (pure functions); every number is stamped with its protocol.
 
-Registry names (for `--metrics` and `train.metrics`): fid, kid, is, pr, prdc, domain_fd, class_kl, toy.
-`evaluate(fake, real, names)` extracts the features of each feature space once and shares them.
+Registry names (for `--metrics` and `train.metrics`): fid, kid, is, pr, prdc, domain_fd, class_kl, toy; feature
+spaces (SPACES): inception, domain, raw. `evaluate(fake, real, names)` extracts the features of each feature space
+once and shares them.
 Nothing is downloaded or loaded on import.
 """
 from __future__ import annotations
 
-from .evaluate import METRICS, MetricResult, MetricSpec, evaluate
+from .evaluate import (METRICS, SPACES, Inputs, MetricResult, MetricSpec, SpaceContext, SpaceSpec, check_metrics,
+                       evaluate, metric_options)
+from .features import Space
 from .fid import FeatureStats, feature_stats, fid_from_features, frechet_distance
 from .isc import is_from_logits
 from .kid import kid_from_features
@@ -14,6 +17,7 @@ from .prdc import density_coverage, precision_recall
 from .toy import toy_metrics
 
 __all__ = [
-    "METRICS", "MetricResult", "MetricSpec", "evaluate", "FeatureStats", "feature_stats", "fid_from_features",
+    "METRICS", "SPACES", "Inputs", "MetricResult", "MetricSpec", "Space", "SpaceContext", "SpaceSpec", "check_metrics",
+    "evaluate", "metric_options", "FeatureStats", "feature_stats", "fid_from_features",
     "frechet_distance", "is_from_logits", "kid_from_features", "precision_recall", "density_coverage", "toy_metrics",
 ]

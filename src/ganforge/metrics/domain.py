@@ -23,7 +23,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import GanforgeError
-from .features import atomic_write, digest, safe_name, tensor_sha256
+from ..utils.files import atomic_write
+from .features import digest, safe_name, tensor_sha256
 
 ARCH = "ganforge-domain-cnn-v1"
 FEATURE_DIM = 128
@@ -143,10 +144,10 @@ def domain_classifier(x: torch.Tensor, labels: torch.Tensor, n_classes: int, dat
     net, trained = train_domain_classifier(x, labels, n_classes, seed, device)
     info = dict(recipe, data_key=data_key, key=key, channels=x.shape[1], size=list(x.shape[2:]), **trained)
     if cache is not None:
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
-        atomic_write(st, lambda p: save_file(net.state_dict(), p))
-        atomic_write(js, lambda p: Path(p).write_text(json.dumps(info, indent=1)))
+        atomic_write(st, save(net.state_dict()))
+        atomic_write(js, json.dumps(info, indent=1))
     return net, info
 
 

@@ -1,17 +1,18 @@
-"""`evaluate`: the metric registry and the glue from data to stamped numbers.
+"""`evaluate`: the metric and feature-space registries and the glue from data to stamped numbers.
 
-Per requested metric: pick its feature space for the data kind -> extract fake features once per space (shared by
-every metric of that space) -> real features from the reference cache -> the pure metric function -> a
-`MetricResult` whose protocol says how the number was made.
+Per requested metric: pick its feature space for the data kind (SPACES) -> extract fake features once per space
+(shared by every metric of that space) -> real features from the reference cache -> the pure metric function
+-> a `MetricResult` whose protocol says how the number was made (with the metric's own options, if any).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from ..config import check_options
 from ..data.base import Data, cache_dir
 from ..data.toy2d import TOY_SETS
 from ..errors import GanforgeError
@@ -46,20 +47,44 @@ class Inputs:
     data: Data                         # the real Data (labels, name)
     seed: int
     device: str
+    options: dict = field(default_factory=dict)  # the metric's own options (validated, defaults filled in)
 
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """A registered metric: its feature space per data kind, whether it needs real features, the function."""
+    """A registered metric: its feature space per data kind, whether it needs real features, the function.
+    Options of its own: `METRICS.register(name, options=Dataclass)`; they arrive as `Inputs.options`."""
 
     name: str
     doc: str
-    spaces: dict[str, str]                                      # data kind -> feature space name
+    spaces: dict[str, str]                                      # data kind -> feature space name (SPACES)
     compute: Callable[[Inputs], tuple[dict[str, float], dict]]  # -> (values, extra protocol)
     needs_real: bool = True
+    check: Callable[[Data], None] | None = None                 # raises GanforgeError if `data` cannot be scored
+
+
+@dataclass(frozen=True)
+class SpaceContext:
+    """What building a feature space may use."""
+
+    weights_dir: Path          # where network weights are looked up (e.g. the Inception file)
+    store: Path | None         # where fitted feature networks and reference features are cached (None: nowhere)
+    device: str
+    batch_size: int
+    data_key: str
+
+
+@dataclass(frozen=True)
+class SpaceSpec:
+    """A registered feature space: `build(real, ctx) -> Space`; `check(real)` says early if it cannot apply."""
+
+    build: Callable[[Data, SpaceContext], Space]
+    check: Callable[[Data], None] | None = None
+    doc: str = ""
 
 
 METRICS: Registry[MetricSpec] = Registry("metric")
+SPACES: Registry[SpaceSpec] = Registry("feature space")
 
 
 def _fid(inp: Inputs) -> tuple[dict[str, float], dict]:
@@ -107,12 +132,15 @@ def _class_kl(inp: Inputs) -> tuple[dict[str, float], dict]:
         kl="KL(argmax histogram of fake || real label distribution), nats")
 
 
-def _toy(inp: Inputs) -> tuple[dict[str, float], dict]:
-    name = inp.data.name
-    if name not in TOY_SETS:
+def _check_toy(data: Data) -> None:
+    if data.name not in TOY_SETS:
         raise GanforgeError(f"the toy metric is defined for the {' and '.join(sorted(TOY_SETS))} data sets, "
-                            f"not {name!r}")
-    v = toy_metrics(inp.fake["x"], name)
+                            f"not {data.name!r}")
+
+
+def _toy(inp: Inputs) -> tuple[dict[str, float], dict]:
+    _check_toy(inp.data)
+    v = toy_metrics(inp.fake["x"], inp.data.name)
     v.pop("n")  # = n_fake in the protocol
     return v, dict(protocol="PacGAN (Lin et al. 2018)", hq_threshold_std=HQ_THRESHOLD,
                    reverse_kl="log K - H(mode histogram of the high-quality samples)")
@@ -130,7 +158,8 @@ for _spec in (
                {"image": "domain"}, _fid),
     MetricSpec("class_kl", "KL of predicted classes to the real labels: class_kl, classes_covered, n_classes",
                {"image": "domain"}, _class_kl, needs_real=False),
-    MetricSpec("toy", "PacGAN ring/grid: modes, hq (fraction), reverse_kl", {"vector": "raw"}, _toy, needs_real=False),
+    MetricSpec("toy", "PacGAN ring/grid: modes, hq (fraction), reverse_kl", {"vector": "raw"}, _toy, needs_real=False,
+               check=_check_toy),
 ):
     METRICS.register(_spec.name)(_spec)
 
@@ -153,35 +182,72 @@ def _check_fake(fake: torch.Tensor, real: Data) -> torch.Tensor:
     return fake.float()
 
 
-def _build_space(name: str, real: Data, weights_dir: Path, cache: Path | None, device: str, batch_size: int,
-                 data_key: str) -> Space:
-    if name == "inception":
-        net, proto = inception.load_inception(cache=weights_dir)
-        return Space(name, "pool3", proto, lambda x: inception.inception_features(net, x, batch_size, device))
-    if name == "domain":
-        labels = real.labels
-        domain.check_labelled(real.x, labels)
-        k = domain.n_classes_of(labels, real.class_names)
-        net, info = domain.domain_classifier(real.x, labels, k, data_key, DOMAIN_SEED, cache, device)
-        proto = dict(features=f"domain classifier ({domain.ARCH}) penultimate, {domain.FEATURE_DIM}-d",
-                     classifier=info["key"], classifier_accuracy=info["accuracy"], classifier_seed=info["seed"],
-                     classifier_epochs=info["epochs"], classifier_n_train=info["n_train"])
+def _inception_space(real: Data, ctx: SpaceContext) -> Space:
+    net, proto = inception.load_inception(cache=ctx.weights_dir)
+    return Space("inception", "pool3", proto, lambda x: inception.inception_features(net, x, ctx.batch_size, ctx.device))
 
-        def extract(x: torch.Tensor) -> FeatureDict:
-            if tuple(x.shape[1:]) != tuple(real.x.shape[1:]):
-                raise GanforgeError(f"the domain classifier was trained on images {tuple(real.x.shape[1:])}, "
-                                    f"got {tuple(x.shape[1:])}")
-            return domain.domain_features(net, x, max(batch_size, 256), device)
 
-        return Space(name, "feat", proto, extract)
-    assert name == "raw", name
-    return Space(name, "x", dict(features=f"raw vectors, {real.x.shape[1]}-d"),
+def _domain_space(real: Data, ctx: SpaceContext) -> Space:
+    labels = real.labels
+    domain.check_labelled(real.x, labels)
+    k = domain.n_classes_of(labels, real.class_names)
+    net, info = domain.domain_classifier(real.x, labels, k, ctx.data_key, DOMAIN_SEED, ctx.store, ctx.device)
+    proto = dict(features=f"domain classifier ({domain.ARCH}) penultimate, {domain.FEATURE_DIM}-d",
+                 classifier=info["key"], classifier_accuracy=info["accuracy"], classifier_seed=info["seed"],
+                 classifier_epochs=info["epochs"], classifier_n_train=info["n_train"])
+
+    def extract(x: torch.Tensor) -> FeatureDict:
+        if tuple(x.shape[1:]) != tuple(real.x.shape[1:]):
+            raise GanforgeError(f"the domain classifier was trained on images {tuple(real.x.shape[1:])}, "
+                                f"got {tuple(x.shape[1:])}")
+        return domain.domain_features(net, x, max(ctx.batch_size, 256), ctx.device)
+
+    return Space("domain", "feat", proto, extract)
+
+
+def _raw_space(real: Data, ctx: SpaceContext) -> Space:
+    return Space("raw", "x", dict(features=f"raw vectors, {real.x.shape[1]}-d"),
                  lambda x: {"x": x.detach().float().cpu()})
+
+
+SPACES.register("inception")(SpaceSpec(_inception_space, doc="FID Inception pool3 (2048-d) and logits; needs the "
+                                                             "weights file"))
+SPACES.register("domain")(SpaceSpec(_domain_space, check=lambda d: domain.check_labelled(d.x, d.labels),
+                                    doc="a small CNN trained on the dataset's own labels (128-d)"))
+SPACES.register("raw")(SpaceSpec(_raw_space, doc="the vectors themselves"))
+
+
+def check_metrics(names: list[str], real: Data) -> None:
+    """Raise one clear GanforgeError if any metric in `names` cannot be computed on `real` (wrong kind, no labels,
+    ...), before anything is trained or extracted."""
+    for nm in names:
+        spec = METRICS.get(nm)
+        space = spec.spaces.get(real.kind)
+        if space is None:
+            raise GanforgeError(f"metric {spec.name!r} is for {' or '.join(spec.spaces)} data, but "
+                                f"{real.name!r} is {real.kind} data")
+        for check in (SPACES.get(space).check, spec.check):
+            if check is not None:
+                try:
+                    check(real)
+                except GanforgeError as e:
+                    raise GanforgeError(f"metric {nm!r}: {e}") from None
+
+
+def metric_options(name: str, given: dict | None) -> dict:
+    """The options of metric `name`: `given` checked against its options dataclass, defaults filled in."""
+    cls = METRICS.options(name)
+    if cls is None:
+        if given:
+            raise GanforgeError(f"metrics.{name}: the {name} metric has no options of its own; got "
+                                f"{', '.join(sorted(given))}")
+        return {}
+    return check_options(cls, given or {}, f"metrics.{name}")
 
 
 def evaluate(fake: torch.Tensor, real: Data, names: list[str] | str, *, n: int | None = None, seed: int = 0,
              device: str = "cpu", cache: str | Path | None | bool = None, data_key: str = "",
-             batch_size: int = 64) -> dict[str, MetricResult]:
+             batch_size: int = 64, options: dict[str, dict] | None = None) -> dict[str, MetricResult]:
     """Compute metrics `names` of `fake` (uint8 [N, C, H, W] or float32 [N, D], as `Data.x`) against `real`.
 
     n: caps the real items used (a random subset drawn with `seed`; all if None).
@@ -189,10 +255,13 @@ def evaluate(fake: torch.Tensor, real: Data, names: list[str] | str, *, n: int |
     cache: directory for reference features, domain classifiers and the Inception weights (default `cache_dir()`);
         False keeps nothing on disk (the weights are still looked up in `cache_dir()`).
     data_key: names the dataset + preprocessing in cache keys (identity also includes a hash of the tensor).
+    options: per-metric options {name: {key: value}} for metrics that have options of their own.
     Features of each feature space are extracted once per set and shared by the metrics that use that space.
     """
     names = [s.strip() for s in names.split(",") if s.strip()] if isinstance(names, str) else list(names)
     specs = [METRICS.get(nm) for nm in names]
+    opts = {nm: metric_options(nm, (options or {}).get(nm)) for nm in names}
+    check_metrics(names, real)
     fake = _check_fake(fake, real)
     cache_root = Path(cache) if cache not in (None, True, False) else cache_dir()
     store = None if cache is False else cache_root  # where reference features and classifiers are kept
@@ -208,15 +277,12 @@ def evaluate(fake: torch.Tensor, real: Data, names: list[str] | str, *, n: int |
 
     groups: dict[str, list[MetricSpec]] = {}
     for spec in specs:
-        space = spec.spaces.get(real.kind)
-        if space is None:
-            raise GanforgeError(f"metric {spec.name!r} is for {' or '.join(spec.spaces)} data, but "
-                                f"{real.name!r} is {real.kind} data")
-        groups.setdefault(space, []).append(spec)
+        groups.setdefault(spec.spaces[real.kind], []).append(spec)
 
+    ctx = SpaceContext(cache_root, store, device, batch_size, data_key)
     results: dict[str, MetricResult] = {}
     for space_name, group in groups.items():
-        space = _build_space(space_name, real, cache_root, store, device, batch_size, data_key)
+        space = SPACES.get(space_name).build(real, ctx)
         fake_feats = space.extract(fake)
         ref = None
         if any(s.needs_real for s in group):
@@ -224,11 +290,12 @@ def evaluate(fake: torch.Tensor, real: Data, names: list[str] | str, *, n: int |
             key = dict(data_key=data_key, dataset=real.name, data_sha256=tensor_sha256(real.x),
                        split=real.info.get("split"), n_real=n_real, subset=subset)
             ref = reference_features(space, x_real, key, store)
-        inp = Inputs(space, fake_feats, ref, real, seed, device)
         for spec in group:
+            inp = Inputs(space, fake_feats, ref, real, seed, device, opts[spec.name])
             values, extra = spec.compute(inp)
             protocol = dict(
-                metric=spec.name, **space.protocol, **extra, n_fake=len(fake),
+                metric=spec.name, **space.protocol, **extra, **({"options": opts[spec.name]} if opts[spec.name] else {}),
+                n_fake=len(fake),
                 n_real=n_real if spec.needs_real else None, real_subset=subset if spec.needs_real else None,
                 reference=dict(dataset=real.name, data_key=data_key, split=real.info.get("split")), seed=seed)
             results[spec.name] = MetricResult(spec.name, values, protocol)

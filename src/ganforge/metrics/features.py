@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -24,6 +22,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..utils.files import atomic_write
 from .fid import feature_stats
 
 FeatureDict = dict[str, torch.Tensor]
@@ -61,19 +60,6 @@ def digest(obj: object) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """write(tmp_path) then rename: a crash never leaves a half-written cache file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part" + path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 @dataclass
 class Reference:
     """Real-data features of one space (from the cache or freshly extracted) with lazily cached Frechet stats."""
@@ -93,7 +79,7 @@ class Reference:
                 self._stats[name] = feature_stats(self.features[name])
                 if npz is not None:
                     mu, sigma = self._stats[name]
-                    atomic_write(npz, lambda p: np.savez(p, mu=mu, sigma=sigma))
+                    atomic_write(npz, lambda f: np.savez(f, mu=mu, sigma=sigma))
         return self._stats[name]
 
 
@@ -101,7 +87,7 @@ def reference_features(space: Space, x: torch.Tensor, key: dict, cache: Path | N
     """Features of the real subset `x` in `space`, cached under `cache/metrics/refs/` by `key` (+ the protocol)."""
     if cache is None:
         return Reference(space.extract(x))
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file, save
 
     full_key = dict(key, space=space.name, protocol=space.protocol)
     stem = cache / "metrics" / "refs" / f"{safe_name(key.get('data_key', ''))}-{space.name}-{digest(full_key)[:20]}"
@@ -109,6 +95,6 @@ def reference_features(space: Space, x: torch.Tensor, key: dict, cache: Path | N
     if st.is_file() and meta.is_file():
         return Reference(load_file(str(st)), stem)
     feats = space.extract(x)
-    atomic_write(st, lambda p: save_file({k: v.contiguous() for k, v in feats.items()}, p))
-    atomic_write(meta, lambda p: Path(p).write_text(json.dumps(full_key, indent=1, sort_keys=True, default=str)))
+    atomic_write(st, save({k: v.contiguous() for k, v in feats.items()}))
+    atomic_write(meta, json.dumps(full_key, indent=1, sort_keys=True, default=str))
     return Reference(feats, stem)

@@ -15,9 +15,7 @@ Nothing here touches the network or the disk on import; weights are found by `re
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -27,6 +25,7 @@ import torch.nn.functional as F
 
 from ..data.base import cache_dir
 from ..errors import GanforgeError
+from ..utils import download
 
 WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + WEIGHTS_FILE
@@ -239,19 +238,6 @@ def preprocess(x: torch.Tensor) -> torch.Tensor:
 # Weights
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _download(url: str, dst: Path) -> None:
-    """Fetch `url` to `dst` (monkeypatched in tests). Raises OSError (or URLError) when offline."""
-    torch.hub.download_url_to_file(url, str(dst), progress=False)
-
-
 def _missing_message(where: Path) -> str:
     return (
         f"FID Inception weights not found and could not be downloaded; put {WEIGHTS_FILE} "
@@ -260,7 +246,7 @@ def _missing_message(where: Path) -> str:
 
 
 def resolve_weights(path: str | os.PathLike | None = None, cache: str | os.PathLike | None = None,
-                    download: bool = True) -> Path:
+                    download_ok: bool = True) -> Path:
     """Where the FID Inception weights are: `path`, else $GANFORGE_INCEPTION_WEIGHTS, else the cache
     (`cache_dir()/weights/pt_inception-2015-12-05-6726825d.pth`), downloaded there (hash-checked) when online.
     """
@@ -274,26 +260,10 @@ def resolve_weights(path: str | os.PathLike | None = None, cache: str | os.PathL
     dst = dst / "weights" / WEIGHTS_FILE
     if dst.is_file():
         return dst
-    if not download:
+    if not download_ok:
         raise GanforgeError(_missing_message(dst))
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, suffix=".part")
-    os.close(fd)
-    try:
-        try:
-            _download(WEIGHTS_URL, Path(tmp))
-        except Exception as e:  # offline, proxy, HTTP error: all end in the same advice
-            raise GanforgeError(_missing_message(dst) + f" (download failed: {type(e).__name__}: {e})") from None
-        digest = file_sha256(tmp)
-        if not digest.startswith(WEIGHTS_SHA256_PREFIX):
-            raise GanforgeError(
-                f"downloaded {WEIGHTS_URL} has SHA-256 {digest[:16]}..., expected it to start with "
-                f"{WEIGHTS_SHA256_PREFIX}; not using it. Put the genuine {WEIGHTS_FILE} at {dst}"
-            )
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    download.download([WEIGHTS_URL], dst, f"sha256:{WEIGHTS_SHA256_PREFIX}", "FID Inception weights not found",
+                      fix=f"put {WEIGHTS_FILE} (from {WEIGHTS_URL}) at {dst}, or set ${WEIGHTS_ENV} to its path")
     return dst
 
 
@@ -313,14 +283,14 @@ def weights_sha256(path: Path) -> str:
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _SHA_MEMO:
-        _SHA_MEMO[key] = file_sha256(path)
+        _SHA_MEMO[key] = download.file_digest(path, "sha256")
     return _SHA_MEMO[key]
 
 
 def load_inception(path: str | os.PathLike | None = None, cache: str | os.PathLike | None = None,
-                   download: bool = True) -> tuple[FIDInceptionV3, dict]:
+                   download_ok: bool = True) -> tuple[FIDInceptionV3, dict]:
     """(network in eval mode on CPU, protocol dict) with the weights from `resolve_weights`."""
-    p = resolve_weights(path, cache, download)
+    p = resolve_weights(path, cache, download_ok)
     sha = weights_sha256(p)
     if p.name == WEIGHTS_FILE and not sha.startswith(WEIGHTS_SHA256_PREFIX):
         # a corrupted or foreign file under the official name would silently give wrong numbers

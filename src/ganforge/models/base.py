@@ -18,6 +18,8 @@ class ModelFamily:
     kind: str                                # "image" | "vector": which data the family accepts
     describe: str = ""
     encoder: Callable[..., nn.Module] | None = None  # (model_cfg, data_shape) -> E: x [N, *shape] -> z [N, z_dim]
+    g_norms: tuple[str, ...] = ("batch", "none")                 # model.g_norm values the family implements
+    d_norms: tuple[str, ...] = ("batch", "none", "spectral")     # model.d_norm values the family implements
 
 
 MODELS: Registry[ModelFamily] = Registry("model architecture")
@@ -52,9 +54,15 @@ def join(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, z], 1)
 
 
-def check_encoder(mcfg) -> None:
-    """model.encoder needs a family that defines an encoder."""
-    if mcfg.encoder and MODELS.get(mcfg.arch).encoder is None:
+def check_family(mcfg) -> None:
+    """What the family must implement for this config: the normalisations asked for, and an encoder under
+    model.encoder. A setting a family would silently ignore is an error instead."""
+    fam = MODELS.get(mcfg.arch)
+    for key, allowed in (("g_norm", fam.g_norms), ("d_norm", fam.d_norms)):
+        if getattr(mcfg, key) not in allowed:
+            raise GanforgeError(f"model.{key}: the {mcfg.arch!r} family does not implement "
+                                f"{getattr(mcfg, key)!r}; choose one of: {', '.join(allowed)}")
+    if mcfg.encoder and fam.encoder is None:
         with_e = [n for n in MODELS.names() if MODELS.get(n).encoder is not None]
         raise GanforgeError(f"model.encoder: the {mcfg.arch!r} family has no encoder; use one of {', '.join(with_e)}")
 
@@ -65,7 +73,7 @@ def _family(mcfg, kind: str) -> ModelFamily:
         others = [n for n in MODELS.names() if MODELS.get(n).kind == kind]
         raise GanforgeError(f"model.arch: {mcfg.arch!r} is for {fam.kind} data, but this dataset is {kind} data; "
                             f"choose one of: {', '.join(others)}")
-    check_encoder(mcfg)
+    check_family(mcfg)
     return fam
 
 
@@ -111,25 +119,3 @@ def dcgan_init(m: nn.Module) -> None:
     elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
         nn.init.normal_(m.weight, 1.0, 0.02)
         nn.init.zeros_(m.bias)
-
-
-@torch.no_grad()
-def sample_prior(n: int, z_dim: int, prior: str, generator: torch.Generator | None = None,
-                 device: torch.device | str = "cpu", truncation: float | None = None) -> torch.Tensor:
-    """Latents [n, z_dim]: 'normal' N(0, I) or 'uniform' U[-1, 1] (Goodfellow et al. 2014).
-
-    truncation t: normal -> values with |z| > t are resampled (BigGAN's truncation trick);
-    uniform -> the range shrinks to [-t, t].
-    """
-    if prior == "normal":
-        z = torch.randn(n, z_dim, generator=generator, device=device)
-        if truncation is not None:
-            bad = z.abs() > truncation
-            while bool(bad.any()):
-                z = torch.where(bad, torch.randn(n, z_dim, generator=generator, device=device), z)
-                bad = z.abs() > truncation
-        return z
-    if prior == "uniform":
-        z = torch.rand(n, z_dim, generator=generator, device=device).mul_(2).sub_(1)
-        return z * truncation if truncation is not None else z
-    raise GanforgeError(f"model.prior: {prior!r} is not one of normal, uniform")

@@ -9,19 +9,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import MODELS, ModelFamily, maybe_sn
+from .base import MODELS, ModelFamily, maybe_sn, norm2d
 from .dcgan import _img, plan
-
-
-def _bn(norm: str, ch: int) -> nn.Module:
-    return nn.BatchNorm2d(ch) if norm == "batch" else nn.Identity()
 
 
 class GBlock(nn.Module):
     def __init__(self, cin: int, cout: int, norm: str):
         super().__init__()
-        self.b1, self.c1 = _bn(norm, cin), nn.Conv2d(cin, cout, 3, 1, 1)
-        self.b2, self.c2 = _bn(norm, cout), nn.Conv2d(cout, cout, 3, 1, 1)
+        self.b1, self.c1 = norm2d(norm, cin), nn.Conv2d(cin, cout, 3, 1, 1)
+        self.b2, self.c2 = norm2d(norm, cout), nn.Conv2d(cout, cout, 3, 1, 1)
         self.sc = nn.Conv2d(cin, cout, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -53,7 +49,7 @@ class ResNetGenerator(nn.Module):
         self.width = width
         self.fc = nn.Linear(z_dim, width * self.h0 * self.w0)
         self.blocks = nn.Sequential(*[GBlock(width, width, norm) for _ in range(n)])
-        self.out = nn.Sequential(_bn(norm, width), nn.ReLU(), nn.Conv2d(width, c, 3, 1, 1), nn.Tanh())
+        self.out = nn.Sequential(norm2d(norm, width), nn.ReLU(), nn.Conv2d(width, c, 3, 1, 1), nn.Tanh())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:  # [N, z_dim] -> [N, C, H, W]
         x = self.fc(z).view(z.shape[0], self.width, self.h0, self.w0)
@@ -85,4 +81,5 @@ MODELS.register("resnet")(ModelFamily(
     kind="image",
     describe="SNGAN-style residual G/D (Miyato et al. 2018); use with model.d_norm=spectral and the hinge loss",
     encoder=lambda m, s: ResNetDiscriminator(_img(s), m.d_width, "none", 1, out=m.z_dim),
+    d_norms=("none", "spectral"),  # D has no batch norm (SNGAN's has none either)
 ))

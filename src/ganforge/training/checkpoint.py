@@ -1,44 +1,22 @@
-"""Checkpoints (full training state) and the exported generator, written atomically.
-
-Artefacts are data, not code: state_dicts, counters, RNG states and the config; loaded with weights_only=True.
+"""Checkpoint files: the full training state (TrainState.state_dict() + the config), written atomically,
+the newest `train.keep_checkpoints` kept; read back with weights_only=True (data, never code).
 """
 from __future__ import annotations
 
-import json
-import os
+import pickle
 import re
 from pathlib import Path
-from typing import Any, Callable
 
 import torch
 
+from ..version import __version__
+from ..config import Config, to_dict
 from ..errors import GanforgeError
+from ..utils import distributed as dist
+from ..utils.files import atomic_write
+from .state import TrainState, check_state_dict
 
 CKPT_RE = re.compile(r"^ckpt-(\d{10})\.pt$")
-
-
-def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
-    """Write to a temp file in the same folder, fsync, then rename over `path`: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
 
 
 def checkpoint_path(run_dir: Path, nimg: int) -> Path:
@@ -53,9 +31,13 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     return sorted(p for p in d.iterdir() if CKPT_RE.match(p.name))
 
 
-def save_checkpoint(run_dir: Path, state: dict, keep: int) -> Path:
-    path = checkpoint_path(run_dir, state["nimg"])
-    atomic_write(path, lambda f: torch.save(state, f))
+def save_checkpoint(run_dir: Path, cfg: Config, state: TrainState) -> Path:
+    """Write the checkpoint of `state` at state.nimg and prune the oldest beyond train.keep_checkpoints."""
+    blob = {"config": to_dict(cfg), "ganforge_version": __version__, "world_size": dist.world_size(),
+            **state.state_dict()}
+    path = checkpoint_path(run_dir, state.nimg)
+    atomic_write(path, lambda f: torch.save(blob, f))
+    keep = cfg.train.keep_checkpoints
     if keep > 0:  # prune the oldest, never anything newer than what we just wrote
         older = [p for p in list_checkpoints(run_dir) if p.name < path.name]
         for p in older[: max(len(older) - (keep - 1), 0)]:
@@ -64,20 +46,25 @@ def save_checkpoint(run_dir: Path, state: dict, keep: int) -> Path:
 
 
 def load_checkpoint(path: Path) -> dict:
-    """Load and sanity-check a checkpoint; a corrupt or truncated file is a clear GanforgeError."""
+    """Load and sanity-check a checkpoint; a corrupt, truncated or unsafe file is a clear GanforgeError."""
     path = Path(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise GanforgeError(f"checkpoint {str(path)!r} not found") from None
-    except Exception as e:  # zip errors, EOF, unpickling: all mean the file is damaged
+    except pickle.UnpicklingError as e:
+        if "unsupported global" in str(e).lower():  # a pickled callable: what an attack would use
+            raise GanforgeError(f"checkpoint {str(path)!r} holds Python objects other than tensors and plain data "
+                                "(it would run code when loaded); refusing it. ganforge checkpoints never do: it "
+                                "was not written by ganforge, or was tampered with") from None
         raise GanforgeError(
             f"checkpoint {str(path)!r} is corrupt or truncated ({type(e).__name__}); nothing was changed. "
             f"Resume from an earlier one with --resume {path.parent}/ckpt-<N>.pt") from None
-    need = {"config", "G", "D", "G_ema", "opt_g", "opt_d", "nimg", "tick", "rng", "data"}
-    if not isinstance(state, dict) or not need <= set(state):
-        raise GanforgeError(f"checkpoint {str(path)!r} is not a ganforge checkpoint "
-                            f"(missing {sorted(need - set(state) if isinstance(state, dict) else need)})")
+    except Exception as e:  # zip errors, EOF: the file is damaged
+        raise GanforgeError(
+            f"checkpoint {str(path)!r} is corrupt or truncated ({type(e).__name__}); nothing was changed. "
+            f"Resume from an earlier one with --resume {path.parent}/ckpt-<N>.pt") from None
+    check_state_dict(state, f"checkpoint {str(path)!r}")
     return state
 
 
@@ -97,12 +84,11 @@ def resolve_resume(target: str | Path) -> tuple[Path, Path]:
     return p, ckpts[-1]
 
 
-def export_generator(run_dir: Path, G_ema: torch.nn.Module, meta: dict) -> None:
-    """generator/model.safetensors + generator/config.json: everything `ganforge.load` needs, no training code."""
-    from safetensors.torch import save
-
-    out = Path(run_dir) / "generator"
-    sd = {k: v.detach().to("cpu").contiguous() for k, v in G_ema.state_dict().items()}
-    blob = save(sd)
-    atomic_write(out / "model.safetensors", lambda f: f.write(blob))
-    atomic_write(out / "config.json", lambda f: f.write(json.dumps(meta, indent=2)), mode="w")
+def set_aside_newer(run_dir: Path, ckpt_path: Path) -> None:
+    """A resume from an older checkpoint moves the newer ones to checkpoints/superseded/ (never deleted)."""
+    newer = [p for p in list_checkpoints(run_dir) if p.name > ckpt_path.name]
+    if newer and dist.is_main():
+        aside = run_dir / "checkpoints" / "superseded"
+        aside.mkdir(exist_ok=True)
+        for p in newer:
+            p.rename(aside / p.name)

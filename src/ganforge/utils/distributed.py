@@ -62,18 +62,6 @@ def local_slice(x: torch.Tensor) -> torch.Tensor:
     return x[rank() * b: (rank() + 1) * b]
 
 
-def randn_local(shape: tuple[int, ...], gen: torch.Generator, device, dtype=torch.float32) -> torch.Tensor:
-    """N(0, 1) noise for this rank: drawn for the global batch from the shared stream, then sliced."""
-    g = (shape[0] * world_size(),) + tuple(shape[1:])
-    return local_slice(torch.randn(g, generator=gen, device=device, dtype=dtype))
-
-
-def rand_local(shape: tuple[int, ...], gen: torch.Generator, device, dtype=torch.float32) -> torch.Tensor:
-    """U[0, 1) for this rank, drawn like randn_local."""
-    g = (shape[0] * world_size(),) + tuple(shape[1:])
-    return local_slice(torch.rand(g, generator=gen, device=device, dtype=dtype))
-
-
 def sync_batchnorm(module: nn.Module) -> nn.Module:
     """BatchNorm layers -> SyncBatchNorm (statistics over the global batch); torch supports it on GPUs only."""
     return nn.SyncBatchNorm.convert_sync_batchnorm(module) if active() else module

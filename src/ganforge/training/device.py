@@ -1,0 +1,49 @@
+"""Where and how fast training runs: the device, the precision, backend switches, where the data lives."""
+from __future__ import annotations
+
+import torch
+
+from ..errors import GanforgeError
+
+
+def pick_device(name: str) -> torch.device:
+    """train.device -> torch.device; a device this machine does not have is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise GanforgeError(f"train.device={name}: CUDA is not available here; use --device cpu")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise GanforgeError("train.device=mps: MPS is not available here; use --device cpu")
+    return torch.device(name)
+
+
+def resolve_precision(precision: str, device: torch.device, kind: str) -> str:
+    """train.precision -> 'fp32' | 'bf16'. 'auto' picks bf16 autocast for conv nets (image data) where the
+    hardware runs bf16 natively: CUDA with bf16 support, CPUs with AMX or AVX512-BF16. Small MLPs stay in
+    fp32: they are bound by per-op overhead, which autocast's casts only add to."""
+    if precision != "auto":
+        return precision
+    if kind != "image":
+        return "fp32"
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # private, hence the getattr
+        return "bf16" if any(getattr(torch.cpu, f, lambda: False)() for f in probes) else "fp32"
+    return "fp32"
+
+
+def configure_backends(t, device: torch.device) -> None:
+    """Process-wide backend switches for training on `device` (train.cudnn_benchmark)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = bool(t.cudnn_benchmark)
+
+
+def data_on_device(mode: str, x: torch.Tensor, device: torch.device) -> bool:
+    """train.data_device -> keep the whole dataset on the training device?"""
+    if mode != "auto":
+        return mode == "device"
+    if device.type != "cuda":
+        return True  # CPU training: host memory *is* the device memory
+    free, _ = torch.cuda.mem_get_info(device)
+    return x.numel() * x.element_size() < free // 4

@@ -1,0 +1,128 @@
+"""The training state: everything a training step advances, built by `setup()`, and the checkpoint schema.
+
+`TrainState.state_dict()` is what a checkpoint holds besides the config; `load_state_dict()` checks and
+restores it. This is the one place that knows the schema: a later component with state of its own (say an
+adaptive augmentation probability) registers it in `state.extras[name]` (any object with `state_dict` /
+`load_state_dict`) and is saved and restored with the rest.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import Config
+from ..data import Data, DeviceSampler
+from ..errors import GanforgeError
+from ..losses import Objective
+from ..models import build_models
+from ..optim import make_optimizer
+from ..utils import distributed as dist
+from .compile import CompiledOrEager
+from .device import configure_backends, data_on_device, resolve_precision
+
+# What every checkpoint must hold (train_time, world_size and extras are optional: older checkpoints lack them).
+REQUIRED = ("config", "G", "D", "G_ema", "opt_g", "opt_d", "nimg", "tick", "rng", "data")
+
+
+def check_state_dict(sd: Any, where: str) -> None:
+    """A clear GanforgeError unless `sd` has the shape of a ganforge checkpoint."""
+    if not isinstance(sd, dict) or not set(REQUIRED) <= set(sd):
+        missing = sorted(set(REQUIRED) - set(sd)) if isinstance(sd, dict) else list(REQUIRED)
+        raise GanforgeError(f"{where} is not a ganforge checkpoint (missing {missing})")
+
+
+@dataclass
+class TrainState:
+    """G, D, their EMA and optimisers, the objective, the data order and RNG, and the counters."""
+    cfg: Config
+    kind: str                  # "image" | "vector"
+    G: nn.Module
+    D: nn.Module
+    G_ema: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    objective: Objective
+    sampler: DeviceSampler
+    gen: torch.Generator       # data order (device-resident data), latents, noise: one stream shared by all ranks
+    precision: str             # resolved: fp32 | bf16
+    nimg: int = 0              # real images shown to D so far, over all processes
+    tick: int = 0
+    train_time: float = 0.0    # seconds spent training (ticks included), summed over resumes
+    extras: dict[str, Any] = field(default_factory=dict)  # later components' state: name -> state_dict holder
+
+    def state_dict(self) -> dict:
+        return {"G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "nimg": self.nimg,
+                "tick": self.tick, "train_time": self.train_time, "rng": self.gen.get_state().cpu(),
+                "data": self.sampler.state_dict(), "extras": {k: v.state_dict() for k, v in self.extras.items()}}
+
+    def load_state_dict(self, sd: dict, where: str = "checkpoint") -> None:
+        """Restore from a checkpoint dict; the learning rates come from the config (they may change on resume)."""
+        check_state_dict(sd, where)
+        try:
+            self.G.load_state_dict(sd["G"])
+            self.D.load_state_dict(sd["D"])
+            self.G_ema.load_state_dict(sd["G_ema"])
+            self.opt_g.load_state_dict(sd["opt_g"])
+            self.opt_d.load_state_dict(sd["opt_d"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise GanforgeError(f"{where} does not match this model ({str(e).splitlines()[0][:200]}); was it "
+                                "written by another ganforge version or for another config?") from None
+        for opt, lr in ((self.opt_g, self.cfg.optim.g_lr), (self.opt_d, self.cfg.optim.d_lr)):
+            for group in opt.param_groups:
+                group["lr"] = lr
+        self.nimg, self.tick = int(sd["nimg"]), int(sd["tick"])
+        self.train_time = float(sd.get("train_time", 0.0))
+        self.gen.set_state(sd["rng"])
+        self.sampler.load_state_dict(sd["data"])
+        saved = sd.get("extras", {})
+        for name, holder in self.extras.items():
+            if name in saved:
+                holder.load_state_dict(saved[name])
+            else:
+                warnings.warn(f"{where} holds no state for {name!r} (written before it existed); it starts fresh",
+                              stacklevel=2)
+
+
+def setup(cfg: Config, data: Data, device: torch.device) -> TrainState:
+    """Data on the device, fresh G / D / G_ema, optimisers, RNG and the objective, as train.* asks."""
+    t = cfg.train
+    conv = data.kind == "image"
+    configure_backends(t, device)
+    resident = data_on_device(t.data_device, data.x, device)
+    if resident:
+        x_src = data.x.to(device)
+        if conv and t.channels_last:
+            x_src = x_src.contiguous(memory_format=torch.channels_last)
+    else:
+        x_src = data.x.pin_memory() if device.type == "cuda" else data.x
+    torch.manual_seed(t.seed)  # weight init is identical on every rank
+    G, D = build_models(cfg.model, data.shape, data.kind)
+    G, D = G.to(device), D.to(device)
+    if conv and t.channels_last and not t.compile:  # activations follow the weights' layout (a compiled
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)  # net: inductor's)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)  # plain BatchNorm even with train.sync_bn
+    if t.sync_bn and dist.active():
+        if device.type == "cpu":
+            raise GanforgeError("train.sync_bn: torch's SyncBatchNorm needs GPUs (it rejects CPU tensors); on CPU "
+                                "train with model.g_norm=none / model.d_norm=none, or set train.sync_bn=false")
+        G, D = dist.sync_batchnorm(G), dist.sync_batchnorm(D)
+    opt_g = make_optimizer(cfg.optim, "g", G.parameters(), device)
+    opt_d = make_optimizer(cfg.optim, "d", D.parameters(), device)
+    gen = torch.Generator(device).manual_seed(t.seed * 1000 + 17)
+    data_gen = gen if resident else torch.Generator().manual_seed(t.seed * 1000 + 23)
+    sampler = DeviceSampler(x_src, t.batch, data_gen, device, channels_last=conv and t.channels_last,
+                            own_gen=not resident)
+    precision = resolve_precision(t.precision, device, data.kind)
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if precision == "bf16" \
+        else contextlib.nullcontext
+    fwd_g, fwd_d = (CompiledOrEager(G), CompiledOrEager(D)) if t.compile else (G, D)
+    encode = G.encode if cfg.model.encoder else None  # E runs eagerly
+    objective = Objective.from_config(cfg, fwd_g, fwd_d, D, autocast, encode)  # penalties use the eager D
+    return TrainState(cfg, data.kind, G, D, G_ema, opt_g, opt_d, objective, sampler, gen, precision)

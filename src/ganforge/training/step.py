@@ -1,0 +1,47 @@
+"""One training step: train.d_steps discriminator updates, one generator update, the EMA.
+
+Shared by the loop and benchmarks/throughput.py. No host synchronisation: statistics go by name into a
+device-side accumulator (ganforge.utils.stats.Stats).
+"""
+from __future__ import annotations
+
+from ..data import to_model_range
+from ..models import sample_prior
+from ..schedules import lr_multiplier, noise_std
+from ..utils import distributed as dist
+from ..utils.stats import Stats
+from .ema import ema_beta, ema_update
+from .state import TrainState
+
+
+def train_step(s: TrainState, stats: Stats) -> None:
+    """Advance `s` by one step (s.nimg grows by batch * d_steps real images)."""
+    t, m, o = s.cfg.train, s.cfg.model, s.cfg.optim
+    sigma = noise_std(t.noise_schedule, t.noise_std, t.noise_kimg, s.nimg)
+    if o.lr_schedule != "constant":  # plain Python floats: no host sync
+        mult = lr_multiplier(o.lr_schedule, o.lr_kimg, o.lr_final, s.nimg)
+        for opt, lr in ((s.opt_g, o.g_lr), (s.opt_d, o.d_lr)):
+            for group in opt.param_groups:
+                group["lr"] = lr * mult
+    # Discriminator: k steps, each on a fresh real batch and fresh latents.
+    s.D.requires_grad_(True)
+    fake = None
+    for i in range(t.d_steps):
+        real = to_model_range(s.sampler.next(), s.kind)
+        z = dist.local_slice(sample_prior(t.batch, m.z_dim, m.prior, s.gen, real.device))
+        s.opt_d.zero_grad(set_to_none=True)
+        fake = s.objective.d_phase(real, z, stats, sigma, s.gen, keep_fake=t.reuse_fakes and i == t.d_steps - 1)
+        dist.average_grads(s.D)
+        s.opt_d.step()
+    # Generator: one step; D's weights are frozen so no gradient is computed for them. With
+    # train.reuse_fakes it trains on the last D step's fakes (G's weights have not changed since), which
+    # saves one forward pass of G per step; otherwise on fresh latents.
+    s.D.requires_grad_(False)
+    if fake is None:
+        z = dist.local_slice(sample_prior(t.batch, m.z_dim, m.prior, s.gen, s.sampler.device))
+    s.opt_g.zero_grad(set_to_none=True)
+    s.objective.g_phase(z, stats, sigma, s.gen, fake=fake, real=real)
+    dist.average_grads(s.G)
+    s.opt_g.step()
+    s.nimg += t.batch * t.d_steps  # real images shown to D, over all processes
+    ema_update(s.G_ema, s.G, ema_beta(t.batch, t.ema_kimg, t.ema_rampup, s.nimg))

@@ -1,0 +1,65 @@
+"""The names of the training statistics in a tick record (log.jsonl, TensorBoard) and how to show them.
+
+The objective reports statistics by name (`Stats.add("loss_d", value)`); the progress line, the log and the
+report read them by name. A statistic that is not listed here still flows everywhere: it is logged, shown on
+the progress line as `name value` and plotted in the report under "Other statistics". Listing it here only
+gives it a short label, a format and a place in an existing figure. No torch: the report imports this.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StatInfo:
+    label: str            # short label on the progress line
+    fmt: str              # format spec for the progress line
+    doc: str              # what it is (the report's and the docs' wording)
+    group: str = ""       # report figure it joins: losses | probability | logits | speed | noise; "" = its own
+    progress: bool = True  # shown on the progress line
+
+
+STATS: dict[str, StatInfo] = {
+    "img_per_s": StatInfo("img/s", "{:.0f}", "real images shown to D per second of training", "speed"),
+    "loss_d": StatInfo("D", "{:.3f}", "discriminator loss, adversarial part (mean over the tick's D steps)", "losses"),
+    "loss_g": StatInfo("G", "{:.3f}", "generator loss (with the encoder's, under model.encoder)", "losses"),
+    "penalty": StatInfo("pen", "{:.3g}", "weighted gradient penalties added to D's loss (GP, R1)", "losses",
+                        progress=False),
+    "d_real": StatInfo("D(x)", "{:.2f}", "mean sigmoid of D's logit on real data: D's probability that x is real",
+                       "probability"),
+    "d_fake": StatInfo("D(G(z))", "{:.2f}", "the same on generated data", "probability"),
+    "d_real_logit": StatInfo("l(x)", "{:.2f}", "mean D logit on real data", "logits"),
+    "d_fake_logit": StatInfo("l(G(z))", "{:.2f}", "mean D logit on generated data", "logits"),
+    "noise_std": StatInfo("noise", "{:.3f}", "instance-noise std at the tick (train.noise_std schedule)", "noise"),
+}
+
+# Keys of a tick record that are bookkeeping, not statistics.
+RECORD_KEYS = ("event", "tick", "kimg", "nimg", "time_s", "precision", "metrics")
+
+
+def info(name: str) -> StatInfo:
+    """How to show statistic `name` (a default for names not listed in STATS)."""
+    return STATS.get(name) or StatInfo(name, "{:.4g}", name)
+
+
+def statistics_of(record: dict) -> list[str]:
+    """The statistic names in a tick record, listed ones first (in STATS order), then the others sorted."""
+    names = [k for k, v in record.items() if k not in RECORD_KEYS and isinstance(v, (int, float))
+             and not isinstance(v, bool)]
+    known = [k for k in STATS if k in names]
+    return known + sorted(k for k in names if k not in STATS)
+
+
+def progress_text(record: dict) -> str:
+    """One line of a tick record for the progress display: `img/s 123  D 0.612  G 1.23 ...  metric values`."""
+    parts = []
+    names = statistics_of(record)
+    for k in names:
+        inf = info(k)
+        if not inf.progress or (inf.group == "logits" and "d_real" in names):
+            continue  # logits are shown only when D's outputs are no probabilities
+        parts.append(f"{inf.label} {inf.fmt.format(record[k])}")
+    for vals in (record.get("metrics") or {}).values():
+        for k, v in (vals.items() if isinstance(vals, dict) else ()):
+            parts.append(f"{k} {v:.4g}")
+    return "  ".join(parts)
