@@ -2,7 +2,11 @@
 
 Each test names the section of docs/theory.md it backs. Densities live on a fine 1-D grid and integrals
 are Riemann sums in float64, so identities hold to ~1e-9; discrete distributions are used where an
-optimiser runs. numpy and torch only; the whole file takes a few seconds at most, imports included.
+optimiser runs. The sections on R1, the moving average, spectral normalisation and the metrics call
+ganforge's public functions (`ganforge.losses.penalties.r1_penalty`, `ganforge.training.ema.ema_beta`,
+`ganforge.metrics.fid`, `.kid`, `.isc`) or torch's `spectral_norm`; precision/recall, density/coverage and
+mode counts are checked on the page's own definitions, written out in numpy. numpy and torch only; the whole
+file takes a few seconds at most, imports included.
 """
 from __future__ import annotations
 
@@ -368,3 +372,446 @@ def test_instance_noise_on_disjoint_uniforms():
     near = jsd(_smoothed_uniform(-1.0, 0.0, s), _smoothed_uniform(0.5, 1.5, s))
     far = jsd(_smoothed_uniform(-1.0, 0.0, s), _smoothed_uniform(2.0, 3.0, s))
     assert near < far < LOG2
+
+
+# ---------------------------------------------------------------------------------------------------
+# theory.md "The optimal discriminator" (its logit) and "Saturation" (the ratio of the two gradients)
+
+
+def test_optimal_logit_is_the_log_density_ratio():
+    xs = slice(3_000, 27_001, 400)
+    d = d_star(P_DATA, P_G)[xs]
+    np.testing.assert_allclose(np.log(d) - np.log1p(-d), np.log(P_DATA[xs]) - np.log(P_G[xs]), rtol=1e-9, atol=1e-9)
+
+
+def test_nonsaturating_to_saturating_gradient_ratio_is_exp_minus_l():
+    l = torch.tensor([-20.0, -5.0, 0.0, 3.0], dtype=torch.float64)
+    ratio = (1 - torch.sigmoid(l)) / torch.sigmoid(l)                  # |dL_ns/dl| / |dL_sat/dl|
+    torch.testing.assert_close(ratio, torch.exp(-l), rtol=1e-12, atol=0)
+    assert 4.8e8 < ratio[0] < 4.9e8                                      # "about 5·10⁸ at l = −20"
+
+
+# ---------------------------------------------------------------------------------------------------
+# theory.md "Instance noise" (scale invariance) and "The Wasserstein-1 distance" (K-Lipschitz critics)
+
+
+def test_instance_noise_jsd_depends_only_on_theta_over_s():
+    values = [jsd(normal(0.0, s), normal(theta, s)) for theta, s in [(0.5, 0.25), (1.0, 0.5), (2.0, 1.0), (3.0, 1.5)]]
+    np.testing.assert_allclose(values, values[0], rtol=1e-8)
+    assert jsd(normal(0.0, 0.5), normal(1.0, 0.5)) > jsd(normal(0.0, 1.0), normal(1.0, 1.0))  # theta/s 2 vs 1
+
+
+def test_k_lipschitz_critics_give_k_times_w1():
+    p, q = P_DATA, P_G
+    fp, fq = np.cumsum(p) * DX, np.cumsum(q) * DX
+    f = np.cumsum(np.sign(fq - fp)) * DX                     # the optimal 1-Lipschitz critic
+    for k in (0.5, 2.0, 10.0):
+        assert integrate(k * f * (p - q)) == pytest.approx(k * _w1(p, q), rel=1e-3)
+
+
+# ---------------------------------------------------------------------------------------------------
+# theory.md "Least squares": the 0-1 coding's integrand p_g² / (p_data + p_g)
+
+
+def test_least_squares_0_1_1_integrand_derivatives():
+    """h(g) = g²/(a + g): h'(g) = 1 − a²/(a + g)², h''(g) = 2a²/(a + g)³ ≥ 0 (a = p_data, g = p_g)."""
+    def h(a, g):
+        return g * g / (a + g)
+
+    e = 1e-4
+    for a, g in [(0.3, 0.1), (0.05, 0.4), (0.2, 0.2), (1.0, 0.01)]:
+        d1 = (h(a, g + e) - h(a, g - e)) / (2 * e)
+        d2 = (h(a, g + e) - 2 * h(a, g) + h(a, g - e)) / (e * e)
+        assert d1 == pytest.approx(1 - a * a / (a + g) ** 2, rel=1e-6)
+        assert d2 == pytest.approx(2 * a * a / (a + g) ** 3, rel=1e-4)
+        assert d2 > 0
+
+
+# ---------------------------------------------------------------------------------------------------
+# theory.md "R1 gradient penalty" and "Exponential moving average of the generator", on the Dirac-GAN of
+# Mescheder et al. (2018): data at 0, a generator that is a point mass at theta, a linear discriminator
+# l(x) = psi·x, and V = log σ(l(0)) + log(1 − σ(l(theta))). D ascends V − (γ/2)·psi² (R1: the gradient of l at the
+# real point is psi), G descends V. The equilibrium is theta = psi = 0.
+
+
+def _dirac_gan(gamma: float, alternating: bool, steps: int = 3000, h: float = 0.1, beta: float | None = None):
+    """Returns (final distance to the equilibrium, smallest distance over the last 500 steps, EMA of theta)."""
+    theta, psi, theta_ema, last = 1.0, 1.0, 1.0, []
+    for _ in range(steps):
+        s = 1 / (1 + math.exp(-psi * theta))
+        d_psi = -s * theta - gamma * psi                      # dV/dpsi − gamma·psi
+        if alternating:
+            psi = psi + h * d_psi
+            s = 1 / (1 + math.exp(-psi * theta))
+            theta = theta + h * s * psi                       # dV/dtheta = −σ(psi·theta)·psi; G descends
+        else:
+            psi, theta = psi + h * d_psi, theta + h * s * psi
+        if beta is not None:
+            theta_ema = beta * theta_ema + (1 - beta) * theta
+        last = (last + [math.hypot(theta, psi)])[-500:]
+    return math.hypot(theta, psi), min(last), theta_ema
+
+
+def test_r1_penalty_is_the_squared_gradient_norm_on_real_data():
+    from ganforge.losses.penalties import r1_penalty
+
+    w = torch.tensor([0.6, -0.8, 2.0], dtype=torch.float64)          # linear D: gradient w everywhere
+    x = torch.randn(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    assert r1_penalty(x @ w, x).item() == pytest.approx(float(w @ w), rel=1e-6)
+    # zero-centred: a discriminator that is flat on the data pays nothing
+    assert r1_penalty((x * 0).sum(1) + 3.0, x).item() == 0.0
+
+
+def test_dirac_gan_circles_or_drifts_without_r1_and_converges_with_it():
+    dist, closest, _ = _dirac_gan(gamma=0.0, alternating=False)
+    assert dist > 2.0                                         # simultaneous updates spiral away (start: 1.41)
+    dist, closest, _ = _dirac_gan(gamma=0.0, alternating=True)
+    assert 1.0 < closest <= dist < 2.0                        # alternating updates circle, never approach 0
+    for alternating in (False, True):
+        dist, _, _ = _dirac_gan(gamma=1.0, alternating=alternating)
+        assert dist < 1e-6                                    # with R1 both converge to the equilibrium
+
+
+def test_ema_half_life_is_ema_kimg():
+    from ganforge.training.ema import ema_beta
+
+    for batch, ema_kimg in [(64, 10.0), (256, 5.0), (512, 0.5), (32, 0.128)]:
+        steps = ema_kimg * 1000 / batch                       # generator steps that show ema_kimg thousand images
+        assert ema_beta(batch, ema_kimg, 0.0, 10**9) ** steps == pytest.approx(0.5, rel=1e-12)
+    assert ema_beta(64, 0.0, 0.05, 10**6) == 0.0              # ema_kimg = 0: G_ema = G
+    # ramp-up: the half-life is at most rampup × the images seen so far (here 0.05 × 10,000 = 500 images)
+    assert ema_beta(64, 10.0, 0.05, 10_000) == pytest.approx(0.5 ** (64 / 500), rel=1e-12)
+    assert ema_beta(64, 10.0, 0.05, 10**7) == ema_beta(64, 10.0, 0.0, 0)   # late in training the cap is inactive
+
+
+def test_ema_of_an_orbiting_generator_sits_near_the_equilibrium():
+    from ganforge.training.ema import ema_beta
+
+    beta = ema_beta(1, 0.5, 0.0, 10**9)                       # half-life 500 steps; one orbit takes ~125
+    dist, closest, theta_ema = _dirac_gan(gamma=0.0, alternating=True, steps=5000, beta=beta)
+    assert closest > 1.0                                      # G itself keeps circling at radius > 1
+    assert abs(theta_ema) < 0.1                               # its average is within 0.1 of the equilibrium
+
+
+# ---------------------------------------------------------------------------------------------------
+# theory.md "Spectral normalisation": where the 1-Lipschitz bound holds and where it does not
+
+
+def _sn(layer: torch.nn.Module, iterations: int = 200) -> torch.nn.Module:
+    """torch's spectral_norm, its power iteration run to convergence, then frozen (eval mode)."""
+    layer = torch.nn.utils.parametrizations.spectral_norm(layer)
+    with torch.no_grad():
+        for _ in range(iterations):                           # one power-iteration step per training-mode call
+            layer.parametrizations.weight[0](layer.parametrizations.weight.original)
+    return layer.eval()
+
+
+def _opnorm(f, shape) -> float:
+    """Largest singular value of the Jacobian of f at 0 (= the Lipschitz constant of a linear f)."""
+    j = torch.autograd.functional.jacobian(lambda v: f(v.view(shape)).flatten(), torch.zeros(math.prod(shape)))
+    return float(torch.linalg.matrix_norm(j, 2))
+
+
+def test_spectral_norm_bounds_a_plain_chain_by_one():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(_sn(torch.nn.Linear(8, 32)), torch.nn.LeakyReLU(0.2), _sn(torch.nn.Linear(32, 32)),
+                              torch.nn.ReLU(), _sn(torch.nn.Linear(32, 1)))
+    for layer in (net[0], net[2], net[4]):
+        assert float(torch.linalg.matrix_norm(layer.weight.detach(), 2)) == pytest.approx(1.0, abs=1e-5)
+    x = torch.randn(256, 8, requires_grad=True)
+    (grad,) = torch.autograd.grad(net(x).sum(), x)
+    assert grad.norm(dim=1).max() <= 1 + 1e-5
+    y = torch.randn(256, 8)
+    with torch.no_grad():
+        assert ((net(x) - net(y)).abs().squeeze(1) <= (x - y).norm(dim=1) * (1 + 1e-5)).all()
+
+
+def test_spectral_norm_power_iteration_lags_behind_weight_changes():
+    """sigma is estimated as uᵀWv with unit u, v, which is at most the true sigma: W / estimate can exceed 1."""
+    torch.manual_seed(0)
+    layer = _sn(torch.nn.Linear(32, 32, bias=False)).train()
+    w = layer.parametrizations.weight.original
+    with torch.no_grad():                                     # a large update in a new direction
+        a, b = torch.randn(32), torch.randn(32)
+        w += 3 * torch.linalg.matrix_norm(w, 2) * torch.outer(a / a.norm(), b / b.norm())
+    norms = []
+    for _ in range(100):                                      # training-mode forward passes: one iteration each
+        layer.train()
+        layer(torch.zeros(1, 32))
+        norms.append(float(torch.linalg.matrix_norm(layer.eval().weight.detach(), 2)))
+    assert norms[0] > 1.1                                     # right after the change: well above 1
+    assert min(norms) >= 1 - 1e-5                             # never below 1: the estimate underestimates
+    assert norms[-1] == pytest.approx(1.0, abs=1e-4)          # the iteration catches up
+
+
+def test_residual_block_of_normalised_layers_can_be_2_lipschitz():
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(16, 16, bias=False)
+    with torch.no_grad():
+        a = torch.randn(16, 16)
+        lin.weight.copy_(a @ a.T)                             # symmetric PSD: top singular vector = top eigenvector
+    lin = _sn(lin)
+    assert _opnorm(lin, (1, 16)) == pytest.approx(1.0, abs=1e-5)
+    assert _opnorm(lambda x: x + lin(x), (1, 16)) == pytest.approx(2.0, abs=1e-5)   # x + f(x): 1 + Lip(f)
+
+
+def test_global_sum_pool_multiplies_the_bound_by_sqrt_of_the_positions():
+    c, h, w = 3, 4, 4
+    assert _opnorm(lambda x: x.sum(dim=(2, 3)), (1, c, h, w)) == pytest.approx(math.sqrt(h * w), rel=1e-6)
+    x, eps = torch.randn(1, c, h, w), 0.01                    # a change of eps at every position of a channel
+    delta = torch.zeros(1, c, h, w)
+    delta[:, 0] = eps
+    change = ((x + delta).sum(dim=(2, 3)) - x.sum(dim=(2, 3))).norm()
+    assert float(change) == pytest.approx(h * w * eps, rel=1e-4)                    # moves the output by H·W·eps
+    assert float(change) == pytest.approx(math.sqrt(h * w) * float(delta.norm()), rel=1e-4)
+    assert _opnorm(lambda x: torch.nn.functional.avg_pool2d(x, 2), (1, 1, 4, 4)) == pytest.approx(0.5, rel=1e-6)
+
+
+def test_convolution_lipschitz_can_exceed_the_reshaped_kernel_norm():
+    """Miyato et al. normalise the kernel reshaped to out × (in·k·k); the convolution's own norm can be up to
+    (k/stride) times that, because every input value enters up to (k/stride)² output positions."""
+    conv = torch.nn.Conv2d(1, 1, 3, 1, 1, bias=False)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)                                # reshaped kernel: a row of nine ones, sigma = 3
+    conv = _sn(conv)
+    assert float(torch.linalg.matrix_norm(conv.weight.detach().reshape(1, -1), 2)) == pytest.approx(1.0, abs=1e-6)
+    lip = _opnorm(conv, (1, 1, 16, 16))
+    assert lip == pytest.approx((1 + 2 * math.cos(math.pi / 17)) ** 2 / 3, rel=1e-5)  # 2.93 on a 16x16 image
+    assert 2.9 < lip <= 3.0
+    dcgan = torch.nn.Conv2d(1, 1, 4, 2, 1, bias=False)        # DCGAN's 4x4 stride-2 layer: up to 2x
+    with torch.no_grad():
+        dcgan.weight.fill_(0.25)                              # reshaped kernel: sixteen values 0.25, sigma = 1
+    assert 1.9 < _opnorm(dcgan, (1, 1, 16, 16)) <= 2.0
+
+
+def test_batch_norm_can_scale_by_far_more_than_one():
+    bn = torch.nn.BatchNorm1d(1).eval()
+    with torch.no_grad():
+        bn.running_var.fill_(1e-4)                            # a feature with a small spread
+    assert _opnorm(bn, (1, 1)) == pytest.approx(1 / math.sqrt(1e-4 + bn.eps), rel=1e-5)   # about 95
+
+
+# ---------------------------------------------------------------------------------------------------
+# theory.md "Mode collapse and packing"
+
+
+def _tv_packed(p: np.ndarray, q: np.ndarray, m: int) -> float:
+    """Total variation between the m-fold products p^m and q^m of two distributions on a finite set."""
+    pm, qm = p, q
+    for _ in range(m - 1):
+        pm, qm = np.outer(pm, p).ravel(), np.outer(qm, q).ravel()
+    return 0.5 * float(np.abs(pm - qm).sum())
+
+
+def test_packing_amplifies_the_distance_to_a_collapsed_generator_more():
+    """Ten equally likely modes. One generator drops a mode; the other is a little off on every mode. Both are at
+    total variation 0.1 from the data, but packing separates the collapsed one faster (Lin et al., 2018)."""
+    p = np.full(10, 0.1)
+    collapsed = np.r_[0.0, np.full(9, 1 / 9)]
+    spread = np.tile([0.12, 0.08], 5)
+    assert _tv_packed(p, collapsed, 1) == pytest.approx(0.1) and _tv_packed(p, spread, 1) == pytest.approx(0.1)
+    for m in (2, 3, 4):
+        assert _tv_packed(p, collapsed, m) == pytest.approx(1 - 0.9 ** m)   # 0.19, 0.271, 0.344
+        assert _tv_packed(p, collapsed, m) > _tv_packed(p, spread, m) + 0.05
+
+
+# ---------------------------------------------------------------------------------------------------
+# theory.md "Fréchet Inception Distance (FID)"
+
+
+def _psd_sqrt(s: np.ndarray) -> np.ndarray:
+    w, v = np.linalg.eigh(s)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def test_frechet_distance_is_the_squared_2_wasserstein_distance_between_gaussians():
+    from ganforge.metrics.fid import frechet_distance
+
+    # 1-D: W2² = (m1 − m2)² + (s1 − s2)², here also by the quantile coupling ∫ (F⁻¹(u) − G⁻¹(u))² du
+    u = torch.linspace(0.5e-5, 1 - 0.5e-5, 100_000, dtype=torch.float64)
+    z = torch.special.ndtri(u)
+    for (m1, s1), (m2, s2) in [((0.0, 1.0), (1.0, 1.0)), ((0.5, 2.0), (-1.0, 0.5))]:
+        fd = frechet_distance(np.array([m1]), np.array([[s1 ** 2]]), np.array([m2]), np.array([[s2 ** 2]]))
+        assert fd == pytest.approx((m1 - m2) ** 2 + (s1 - s2) ** 2, rel=1e-9)
+        assert fd == pytest.approx(float((((m1 + s1 * z) - (m2 + s2 * z)) ** 2).mean()), rel=1e-3)
+    # 3-D, non-commuting covariances: the formula equals the cost E‖x − T(x)‖² of the coupling x -> T(x) that
+    # moves N(0, S1) onto N(0, S2), T = S1^-½ (S1^½ S2 S1^½)^½ S1^-½ (the optimal transport map)
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(3, 3)), rng.normal(size=(3, 3))
+    s1, s2 = a @ a.T + 0.1 * np.eye(3), b @ b.T + 0.1 * np.eye(3)
+    r1 = _psd_sqrt(s1)
+    r1_inv = np.linalg.inv(r1)
+    t = r1_inv @ _psd_sqrt(r1 @ s2 @ r1) @ r1_inv
+    np.testing.assert_allclose(t @ s1 @ t.T, s2, rtol=1e-9, atol=1e-9)              # T pushes S1 onto S2
+    cost = float(np.trace((np.eye(3) - t) @ s1 @ (np.eye(3) - t).T))
+    mu1, mu2 = rng.normal(size=3), rng.normal(size=3)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(float((mu1 - mu2) @ (mu1 - mu2)) + cost, rel=1e-9)
+
+
+def test_fid_is_biased_upwards_and_the_bias_shrinks_with_n_and_depends_on_the_generator():
+    from ganforge.metrics.fid import fid_from_features
+
+    d, g = 16, torch.Generator().manual_seed(0)
+
+    def mean_fid(n: int, scale: float, draws: int = 10) -> float:
+        return float(np.mean([fid_from_features(torch.randn(n, d, generator=g, dtype=torch.float64),
+                                                 scale * torch.randn(n, d, generator=g, dtype=torch.float64))
+                               for _ in range(draws)]))
+
+    same = [mean_fid(n, 1.0) for n in (50, 200, 1000)]       # p_g = p_data: the true FID is 0
+    assert same[0] > same[1] > same[2] > 0
+    # a generator with twice the spread: true FID = d·(2 − 1)² = 16; its bias differs from the first one's
+    wide = [mean_fid(n, 2.0) - d for n in (50, 200, 1000)]
+    assert wide[0] > wide[1] > wide[2] > 0
+    assert wide[0] > 1.5 * same[0]
+
+
+def test_covariance_is_rank_deficient_when_n_is_at_most_the_dimension():
+    from ganforge.metrics.fid import feature_stats
+
+    for n, d in [(20, 64), (64, 64), (100, 64)]:
+        _, sigma = feature_stats(torch.randn(n, d, generator=torch.Generator().manual_seed(n), dtype=torch.float64))
+        assert np.linalg.matrix_rank(sigma) == min(n - 1, d)
+
+
+# ---------------------------------------------------------------------------------------------------
+# theory.md "Kernel Inception Distance (KID)"
+
+
+def test_kid_is_the_unbiased_mmd_with_the_cubic_kernel():
+    from ganforge.metrics.kid import kid_from_features
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(30, 8)), rng.normal(0.3, 1.2, size=(30, 8))
+    k = lambda a, b: (a @ b.T / 8 + 1) ** 3                  # noqa: E731  k(x, y) = (xᵀy / d + 1)³
+    n = len(x)
+    kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
+    mmd = ((kxx.sum() - np.trace(kxx)) / (n * (n - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+           - 2 * kxy.sum() / n ** 2)
+    # one subset of all n items: the subset is a permutation, and MMD² does not depend on the order
+    got = kid_from_features(torch.from_numpy(x), torch.from_numpy(y), subsets=1, subset_size=n)["kid"]
+    assert got == pytest.approx(mmd, rel=1e-10)
+
+
+def test_kid_is_unbiased_in_n_and_can_be_negative_where_fid_is_biased():
+    from ganforge.metrics.fid import fid_from_features
+    from ganforge.metrics.kid import kid_from_features
+
+    g = torch.Generator().manual_seed(1)
+    d = 8
+
+    def draws(n: int, shift: float, count: int) -> tuple[np.ndarray, np.ndarray]:
+        kid, fid = [], []
+        for _ in range(count):
+            x = torch.randn(n, d, generator=g, dtype=torch.float64)
+            y = torch.randn(n, d, generator=g, dtype=torch.float64) + shift
+            kid.append(kid_from_features(x, y, subsets=1, subset_size=n)["kid"])
+            fid.append(fid_from_features(x, y))
+        return np.array(kid), np.array(fid)
+
+    kid, fid = draws(20, 0.0, 400)                           # same distribution: the true value of both is 0
+    assert abs(kid.mean()) < 3 * kid.std() / math.sqrt(len(kid))
+    assert (kid < 0).mean() > 0.3                             # single values are often slightly negative
+    assert fid.mean() > 10 * fid.std() / math.sqrt(len(fid))  # FID's plug-in estimate sits well above 0
+    small, _ = draws(10, 0.5, 400)                            # different distributions, two sample sizes
+    large, _ = draws(200, 0.5, 40)
+    se = math.sqrt(small.var() / len(small) + large.var() / len(large))
+    assert abs(small.mean() - large.mean()) < 4 * se          # same expectation at N = 10 and N = 200
+    assert small.std() > 3 * large.std()                      # but far noisier at small N
+
+
+# ---------------------------------------------------------------------------------------------------
+# theory.md "Inception Score (IS)"
+
+
+def test_inception_score_range_and_what_it_cannot_see():
+    from ganforge.metrics.isc import is_from_logits
+
+    c = 1008
+    one_per_class = torch.full((2 * c, c), -50.0, dtype=torch.float64)
+    one_per_class[torch.arange(2 * c), torch.arange(2 * c) % c] = 50.0   # two copies of one sharp image per class
+    assert is_from_logits(one_per_class, splits=1)["is"] == pytest.approx(c, rel=1e-9)   # the maximum, C
+    one_class = torch.zeros(100, c, dtype=torch.float64)
+    one_class[:, 0] = 100.0
+    assert is_from_logits(one_class, splits=1)["is"] == pytest.approx(1.0, abs=1e-9)    # confident, no variety
+    assert is_from_logits(torch.zeros(100, c, dtype=torch.float64), splits=1)["is"] == pytest.approx(1.0)  # unsure
+    logits = 5 * torch.randn(500, c, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert 1.0 <= is_from_logits(logits, splits=1)["is"] <= c
+    # it never sees real data (the function takes none) and not the variety inside a class: the two copies per
+    # class above could be one image repeated, and the score is already the maximum.
+
+
+# ---------------------------------------------------------------------------------------------------
+# theory.md "Precision and recall", "Density and coverage" and "Mode counts": the definitions on the page, in
+# numpy (Euclidean k-NN balls on small 2-D sets)
+
+
+def _kth_nn_radius(a: np.ndarray, k: int) -> np.ndarray:
+    dist = np.linalg.norm(a[:, None] - a[None], axis=-1)
+    return np.sort(dist, axis=1)[:, k]                        # column 0 is the point itself
+
+
+def _inside(points: np.ndarray, centres: np.ndarray, radii: np.ndarray) -> np.ndarray:
+    """[len(points), len(centres)]: point j inside ball i."""
+    return np.linalg.norm(points[:, None] - centres[None], axis=-1) <= radii[None]
+
+
+def test_precision_and_recall_are_inflated_by_outliers():
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(200, 2))
+    poor = rng.normal((25.0, 0.0), 0.1, size=(100, 2))       # samples nowhere near the data
+
+    def precision(real, fake):
+        return float(_inside(fake, real, _kth_nn_radius(real, 3)).any(1).mean())
+
+    def recall(real, fake):
+        return float(_inside(real, fake, _kth_nn_radius(fake, 3)).any(1).mean())
+
+    assert precision(real, poor) == 0.0
+    assert precision(np.r_[real, [[50.0, 0.0]]], poor) == 1.0      # one far real outlier accepts them all
+    half = real[real[:, 0] > 0][:150]                               # a generator that covers half the data
+    assert recall(real, half) < 0.75
+    assert recall(real, np.r_[half, [[-30.0, 0.0]]]) == 1.0         # one generated outlier: full "recall"
+
+
+def test_density_and_coverage_expectations_when_p_g_equals_p_data():
+    """Naeem et al. (2020): E[density] = 1 and E[coverage] = 1 − Π_{i=1..k} (N − i)/(M + N − i) when p_g = p_data."""
+    rng = np.random.default_rng(0)
+    n = m = 200
+    k = 5
+    dens, cov = [], []
+    for _ in range(40):
+        real, fake = rng.normal(size=(n, 2)), rng.normal(size=(m, 2))
+        inside = _inside(fake, real, _kth_nn_radius(real, k))         # [M, N]
+        dens.append(inside.sum() / (k * m))
+        cov.append(inside.any(0).mean())
+    expected_cov = 1 - math.prod((n - i) / (m + n - i) for i in range(1, k + 1))
+    assert np.mean(dens) == pytest.approx(1.0, abs=0.03)
+    assert np.mean(cov) == pytest.approx(expected_cov, abs=0.01)
+    assert 0.96 < expected_cov < 0.98                                 # "close to 1"
+    # density is not bounded by 1: samples that crowd where many real neighbourhoods overlap score above it
+    real = rng.normal(size=(n, 2))
+    radii = _kth_nn_radius(real, k)
+    grid = np.stack(np.meshgrid(np.linspace(-3, 3, 61), np.linspace(-3, 3, 61)), -1).reshape(-1, 2)
+    spot = grid[_inside(grid, real, radii).sum(1).argmax()]
+    crowded = spot + 1e-3 * rng.normal(size=(m, 2))
+    assert _inside(crowded, real, radii).sum() / (k * m) > 1.5
+
+
+def test_mode_counts_grow_with_the_number_of_samples():
+    """PacGAN's ring rule: nearest of 8 modes, high quality within 3 std. A generator that puts 0.2% of its
+    samples on one mode is credited with it in almost every 2,500-sample draw, in few 100-sample draws."""
+    rng = np.random.default_rng(0)
+    angles = 2 * np.pi * np.arange(8) / 8
+    modes, std = np.stack([np.cos(angles), np.sin(angles)], 1), 0.01
+    weights = np.r_[0.002, np.full(7, 0.998 / 7)]
+
+    def mode_count(n: int) -> int:
+        x = modes[rng.choice(8, n, p=weights)] + std * rng.normal(size=(n, 2))
+        dist = np.linalg.norm(x[:, None] - modes[None], axis=-1)
+        nearest, hq = dist.argmin(1), dist.min(1) <= 3 * std
+        return len(set(nearest[hq]))
+
+    few, many = np.mean([mode_count(100) for _ in range(200)]), np.mean([mode_count(2500) for _ in range(50)])
+    assert few == pytest.approx(7 + 1 - 0.998 ** 100, abs=0.1)        # 7.18 expected
+    assert many > 7.95
