@@ -9,8 +9,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 from .conftest import ROOT
 
 PKG = ROOT / "src" / "ganforge"
@@ -102,7 +100,8 @@ def test_imports_go_down_only():
                 continue
             there = _layer(target)
             if there > here:
-                problems.append(f"{p.relative_to(PKG.parent.parent)}:{line}: {mod} (layer {here}) imports {target} (layer {there})")
+                problems.append(f"{p.relative_to(PKG.parent.parent)}:{line}: {mod} (layer {here}) imports {target} "
+                                f"(layer {there})")
     assert not problems, "upward imports:\n" + "\n".join(problems)
 
 

@@ -178,7 +178,7 @@ def test_missing_weights_offline_gives_one_clear_error(no_weights, tmp_path):
 
 def test_download_is_hash_checked(monkeypatch, tmp_path, weights):
     monkeypatch.delenv(inc.WEIGHTS_ENV, raising=False)
-    monkeypatch.setattr(download, "fetch", lambda url, dst, timeout=60.0: Path(dst).write_bytes(b"<html>captive</html>"))
+    monkeypatch.setattr(download, "fetch", lambda url, dst, timeout=60.0: Path(dst).write_bytes(b"<html>portal</html>"))
     with pytest.raises(GanforgeError, match="sha256 checksum mismatch"):
         inc.resolve_weights(cache=tmp_path)
     assert not list((tmp_path / "weights").iterdir())

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from .errors import GanforgeError
 
@@ -63,9 +62,8 @@ def _project(a: argparse.Namespace) -> None:
 
 
 def _eval(a: argparse.Namespace) -> None:
-    import json
-
     from .evaluation import evaluate_target
+    from .utils.files import write_json
 
     metrics = [m for m in (a.metrics or "").split(",") if m] or None
     results = evaluate_target(a.target, metrics, n=a.n, seed=a.seed, device=a.device, data_overrides=a.set)
@@ -73,8 +71,7 @@ def _eval(a: argparse.Namespace) -> None:
         vals = "  ".join(f"{k}={v:.6g}" for k, v in r.values.items())
         print(f"{name:10s} {vals}")
     if a.json:
-        Path(a.json).write_text(json.dumps({k: {"values": r.values, "protocol": r.protocol}
-                                            for k, r in results.items()}, indent=2))
+        write_json(a.json, {k: {"values": r.values, "protocol": r.protocol} for k, r in results.items()})
         print(f"wrote {a.json}")
 
 

@@ -202,5 +202,6 @@ def describe_components() -> str:
         for n, doc, opts in entries:
             lines.append(f"  {n:{width}s}  {doc}")
             for okey, tp, default, comment in opts:
-                lines.append(f"  {'':{width}s}    --set {okey}={default!r} ({tp})" + (f"  {comment}" if comment else ""))
+                note = f"  {comment}" if comment else ""
+                lines.append(f"  {'':{width}s}    --set {okey}={default!r} ({tp}){note}")
     return "\n".join(lines)

@@ -264,7 +264,8 @@ def load_cifar(key: str, cfg) -> Data:
     if cfg.channels == 1:
         x = images.luma(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
         preprocessing.append("RGB -> grey (ITU-R 601 luma, as PIL)")
-    return Data(x=torch.from_numpy(np.ascontiguousarray(x)), kind="image", name=key, labels=torch.from_numpy(y), class_names=class_names,
+    return Data(x=torch.from_numpy(np.ascontiguousarray(x)), kind="image", name=key, labels=torch.from_numpy(y),
+                class_names=class_names,
                 info=dict(source=spec.title, store=str(store), files=batches + [spec.meta], split=cfg.split,
                           variant=variant or None, checksums=checksums,
                           preprocessing=preprocessing, max_items=cfg.max_items or None))

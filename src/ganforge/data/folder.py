@@ -4,8 +4,9 @@ Labels: when every image lies in a first-level subfolder (`root/<class>/.../img.
 sorted, are the classes; otherwise the set has no labels. Hidden files and folders (".name") are ignored.
 
 Geometry: with `data.resolution` H (and `data.width` W, default H) each image is scaled (the loaders' one
-filter, Lanczos, as StyleGAN2-ADA's dataset_tool) so that it just covers H x W, then cropped to H x W: in the centre, or at a
-position drawn from (`data.seed`, image index) when `data.crop` is "random" (the same crop every run).
+filter, Lanczos, as StyleGAN2-ADA's dataset_tool) so that it just covers H x W, then cropped to H x W: in the
+centre, or at a position drawn from (`data.seed`, image index) when `data.crop` is "random" (the same crop every
+run).
 With `data.resolution` 0 images keep their size, and all must be the same size. JPEG EXIF orientation is applied.
 
 Channels: each image is decoded as grey (L, 1-bit, 16-bit and float grey; 16-bit scaled to 8 bits), RGB

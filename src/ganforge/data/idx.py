@@ -290,7 +290,8 @@ def load_idx(key: str, cfg) -> Data:
         preprocessing.append(f"resized to {size[0]}x{size[1]} ({images.RESAMPLE_NAME})")
     if x.shape[1] == 3:
         preprocessing.append("grey repeated to 3 channels")
-    return Data(x=torch.from_numpy(np.ascontiguousarray(x)), kind="image", name=key, labels=torch.from_numpy(y.astype(np.int64)),
+    return Data(x=torch.from_numpy(np.ascontiguousarray(x)), kind="image", name=key,
+                labels=torch.from_numpy(y.astype(np.int64)),
                 class_names=list(classes),
                 info=dict(source=spec.title, files=read, split=cfg.split, variant=variant or None,
                           checksums=status, preprocessing=preprocessing, max_items=cfg.max_items or None))

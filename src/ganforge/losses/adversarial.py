@@ -7,7 +7,7 @@ objective computes D(real) in G's step only for losses with `g_uses_real`). With
                  the original *saturating* game; its G gradient vanishes when D confidently rejects fakes)
   nonsaturating  D: as minimax                      G: -log D(G(z)) = softplus(-l_f)      (the paper's practical fix)
   wasserstein    D: E[l_f] - E[l_r] (+ gradient penalty, lambda = 10; Gulrajani et al. 2017)   G: -E[l_f]
-  hinge          D: E[relu(1 - l_r)] + E[relu(1 + l_f)]   G: -E[l_f]                    (Lim & Ye 2017; Miyato et al. 2018)
+  hinge          D: E[relu(1 - l_r)] + E[relu(1 + l_f)]   G: -E[l_f]         (Lim & Ye 2017; Miyato et al. 2018)
   least-squares  D: 1/2 E[(l_r - 1)^2] + 1/2 E[l_f^2]     G: 1/2 E[(l_f - 1)^2]         (Mao et al. 2017, a=0, b=1, c=1)
   relativistic   D: E[softplus(l_f - l_r)] over pairs      G: E[softplus(l_r - l_f)]    (RpGAN: Jolicoeur-Martineau
                  2019; Huang et al. 2024 pair it with R1 + R2); real and fake of one minibatch are paired by index

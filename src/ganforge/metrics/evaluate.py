@@ -184,7 +184,8 @@ def _check_fake(fake: torch.Tensor, real: Data) -> torch.Tensor:
 
 def _inception_space(real: Data, ctx: SpaceContext) -> Space:
     net, proto = inception.load_inception(cache=ctx.weights_dir)
-    return Space("inception", "pool3", proto, lambda x: inception.inception_features(net, x, ctx.batch_size, ctx.device))
+    return Space("inception", "pool3", proto,
+                 lambda x: inception.inception_features(net, x, ctx.batch_size, ctx.device))
 
 
 def _domain_space(real: Data, ctx: SpaceContext) -> Space:
@@ -294,8 +295,8 @@ def evaluate(fake: torch.Tensor, real: Data, names: list[str] | str, *, n: int |
             inp = Inputs(space, fake_feats, ref, real, seed, device, opts[spec.name])
             values, extra = spec.compute(inp)
             protocol = dict(
-                metric=spec.name, **space.protocol, **extra, **({"options": opts[spec.name]} if opts[spec.name] else {}),
-                n_fake=len(fake),
+                metric=spec.name, **space.protocol, **extra,
+                **({"options": opts[spec.name]} if opts[spec.name] else {}), n_fake=len(fake),
                 n_real=n_real if spec.needs_real else None, real_subset=subset if spec.needs_real else None,
                 reference=dict(dataset=real.name, data_key=data_key, split=real.info.get("split")), seed=seed)
             results[spec.name] = MetricResult(spec.name, values, protocol)

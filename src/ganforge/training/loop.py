@@ -41,6 +41,8 @@ def train(config: Config | dict | str | None = None, *, overrides: list[str] | N
           out: str | Path | None = None, resume: str | Path | None = None, minutes: float | None = None,
           progress: bool = True) -> Path:
     """Train a GAN; returns the run directory. `resume` continues a run exactly where it stopped."""
+    if minutes is not None and not (isinstance(minutes, (int, float)) and math.isfinite(minutes) and minutes > 0):
+        raise GanforgeError(f"--minutes: must be a positive number of minutes, got {minutes!r}")
     dist.init()
     # ---- config and run directory ------------------------------------------------------------------
     ckpt, ckpt_path = None, None
