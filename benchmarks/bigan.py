@@ -46,7 +46,8 @@ def agreement(name: str, x: np.ndarray, rec: np.ndarray) -> str:
 def digits(g, run: Path, seed: int) -> None:
     cfg = resolve(run / "config.yaml")
     data = build_dataset(cfg.data)
-    net, info = domain_classifier(data.x, data.labels, 10, data_key=data_key(cfg.data), cache=cache_dir(cfg.data.cache_dir))
+    net, info = domain_classifier(data.x, data.labels, 10, data_key=data_key(cfg.data),
+                                  cache=cache_dir(cfg.data.cache_dir))
     x = data.x.permute(0, 2, 3, 1).numpy()  # uint8 [N, H, W, C], as Generator.sample returns
 
     def report(name: str, rec: np.ndarray) -> None:

@@ -63,8 +63,14 @@ def validate(cfg: Config, unknown: list[str] | None = None) -> Config:
             raise GanforgeError(f"metrics.{name}: unknown metric {name!r}; choose one of: "
                                 f"{', '.join(metrics.METRICS.names())}")
     cfg.metrics = {nm: opts for nm in sorted(set(cfg.metrics) | set(cfg.train.metrics))
-                   if (opts := metrics.metric_options(nm, cfg.metrics.get(nm)))}
-    _check_combinations(cfg)
+                   if (opts := metrics.metric_options(nm, cfg.metrics.get(nm), unknown))}
+    if unknown is None:
+        _check_combinations(cfg)
+    else:  # an artefact: it was made with what the code did then; say what no longer holds, do not refuse it
+        try:
+            _check_combinations(cfg)
+        except GanforgeError as e:
+            warnings.warn(f"this config would not be accepted for a new run: {e}", stacklevel=2)
     return cfg
 
 
@@ -138,7 +144,7 @@ def model_from_artefact(d: dict, where: str) -> ModelConfig:
             except GanforgeError as e:
                 raise GanforgeError(f"{key}: {e}") from None
     _check_section_options(cfg, "model", unknown)
-    models.check_family(cfg.model)
+    models.check_family(cfg.model, discriminator=False)
     _report_unknown(unknown, where)
     return cfg.model
 

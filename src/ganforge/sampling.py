@@ -9,13 +9,13 @@ one warning and ignored.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .version import __version__
 from .components import model_from_artefact
 from .config import ModelConfig, to_dict
 from .data.base import Data, from_model_range
@@ -25,6 +25,7 @@ from .models import PRIORS, build_generator, check_truncation, sample_prior
 from .utils.files import atomic_write, read_json, write_json, write_npz
 from .utils.images import save_image_grid, to_hwc
 from .utils.plots import save_scatter
+from .version import __version__
 
 FORMAT = "ganforge-generator-1"
 
@@ -78,7 +79,7 @@ class Generator:
 
     def sample_tensor(self, n: int, seed: int = 0, truncation: float | None = None, batch: int = 256) -> torch.Tensor:
         """Like `sample` but in dataset layout: uint8 [n, C, H, W] or float32 [n, D]."""
-        if not isinstance(n, int) or n < 0:
+        if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 0:
             raise GanforgeError(f"the number of samples must be a whole number >= 0, got {n!r}")
         check_truncation(truncation, self.model.prior)
         return generate(self.net, self.model, self.kind, n, seed, self.device, truncation, batch)

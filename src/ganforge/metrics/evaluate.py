@@ -235,15 +235,18 @@ def check_metrics(names: list[str], real: Data) -> None:
                     raise GanforgeError(f"metric {nm!r}: {e}") from None
 
 
-def metric_options(name: str, given: dict | None) -> dict:
-    """The options of metric `name`: `given` checked against its options dataclass, defaults filled in."""
+def metric_options(name: str, given: dict | None, unknown: list[str] | None = None) -> dict:
+    """The options of metric `name`: `given` checked against its options dataclass, defaults filled in.
+    unknown: when a list is given, unknown keys are appended to it instead of raising (artefacts)."""
     cls = METRICS.options(name)
     if cls is None:
-        if given:
+        if given and unknown is None:
             raise GanforgeError(f"metrics.{name}: the {name} metric has no options of its own; got "
                                 f"{', '.join(sorted(given))}")
+        if given:
+            unknown.extend(f"metrics.{name}.{k}" for k in given)
         return {}
-    return check_options(cls, given or {}, f"metrics.{name}")
+    return check_options(cls, given or {}, f"metrics.{name}", unknown=unknown)
 
 
 def evaluate(fake: torch.Tensor, real: Data, names: list[str] | str, *, n: int | None = None, seed: int = 0,

@@ -54,11 +54,13 @@ def join(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, z], 1)
 
 
-def check_family(mcfg) -> None:
+def check_family(mcfg, discriminator: bool = True) -> None:
     """What the family must implement for this config: the normalisations asked for, and an encoder under
-    model.encoder. A setting a family would silently ignore is an error instead."""
+    model.encoder. A setting a family would silently ignore is an error instead. `discriminator=False`: only
+    what the generator (and encoder) needs, as when an exported generator is loaded."""
     fam = MODELS.get(mcfg.arch)
-    for key, allowed in (("g_norm", fam.g_norms), ("d_norm", fam.d_norms)):
+    checks = (("g_norm", fam.g_norms), ("d_norm", fam.d_norms)) if discriminator else (("g_norm", fam.g_norms),)
+    for key, allowed in checks:
         if getattr(mcfg, key) not in allowed:
             raise GanforgeError(f"model.{key}: the {mcfg.arch!r} family does not implement "
                                 f"{getattr(mcfg, key)!r}; choose one of: {', '.join(allowed)}")
@@ -67,19 +69,19 @@ def check_family(mcfg) -> None:
         raise GanforgeError(f"model.encoder: the {mcfg.arch!r} family has no encoder; use one of {', '.join(with_e)}")
 
 
-def _family(mcfg, kind: str) -> ModelFamily:
+def _family(mcfg, kind: str, discriminator: bool = True) -> ModelFamily:
     fam = MODELS.get(mcfg.arch)
     if fam.kind != kind:
         others = [n for n in MODELS.names() if MODELS.get(n).kind == kind]
         raise GanforgeError(f"model.arch: {mcfg.arch!r} is for {fam.kind} data, but this dataset is {kind} data; "
                             f"choose one of: {', '.join(others)}")
-    check_family(mcfg)
+    check_family(mcfg, discriminator)
     return fam
 
 
 def build_generator(mcfg, data_shape: tuple[int, ...], kind: str) -> nn.Module:
     """G alone (with its encoder when model.encoder is set): what the exported generator holds."""
-    fam = _family(mcfg, kind)
+    fam = _family(mcfg, kind, discriminator=False)
     G = fam.generator(mcfg, data_shape)
     return BiGANGenerator(G, fam.encoder(mcfg, data_shape)) if mcfg.encoder else G
 

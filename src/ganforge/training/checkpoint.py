@@ -9,11 +9,11 @@ from pathlib import Path
 
 import torch
 
-from ..version import __version__
 from ..config import Config, to_dict
 from ..errors import GanforgeError
 from ..utils import distributed as dist
 from ..utils.files import atomic_write
+from ..version import __version__
 from .state import TrainState, check_state_dict
 
 CKPT_RE = re.compile(r"^ckpt-(\d{10})\.pt$")
