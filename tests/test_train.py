@@ -153,7 +153,8 @@ def test_corrupt_and_truncated_checkpoints(tmp_path):
     assert list_checkpoints(run) == ckpts
     r = run_cli("train", "--resume", str(ckpts[0]), "--quiet")
     assert r.returncode == 0, r.stderr
-    assert (run / "checkpoints" / "superseded" / latest.name).is_file()  # moved aside, not deleted
+    aside = list((run / "checkpoints" / "superseded").glob(f"*-from-{ckpts[0].stem}/{latest.name}"))
+    assert len(aside) == 1  # moved aside into the folder of this branch, not deleted
 
 
 def test_out_dir_with_a_run_is_not_overwritten(tmp_path):

@@ -20,32 +20,38 @@ def _train(a: argparse.Namespace) -> None:
     if a.resume:
         if a.config:
             raise GanforgeError("give either a preset/config or --resume RUN_DIR, not both")
-        run_dir = train(resume=a.resume, overrides=overrides, minutes=a.minutes, progress=not a.quiet)
+        run_dir = train(resume=a.resume, overrides=overrides, out=a.out, minutes=a.minutes, progress=not a.quiet,
+                        allow_data_change=a.allow_data_change)
     else:
         run_dir = train(a.config, overrides=overrides, out=a.out, minutes=a.minutes, progress=not a.quiet)
     print(f"run directory: {run_dir}")
 
 
 def _sample(a: argparse.Namespace) -> None:
-    from .sampling import load, save_samples
+    from .sampling import check_output, load, save_samples
 
     if a.n <= 0:
         raise GanforgeError(f"--n must be positive, got {a.n}")
+    check_output(a.out, a.overwrite)  # before the work, so that a refused name costs nothing
     g = load(a.run_dir, device=a.device)
     x = g.sample(a.n, seed=a.seed, truncation=a.truncation)
-    out = save_samples(x, g.kind, a.out)
+    out = save_samples(x, g.kind, a.out, overwrite=a.overwrite)
     print(f"wrote {a.n} samples to {out}")
 
 
 def _project(a: argparse.Namespace) -> None:
     import numpy as np
 
-    from .inversion import read_items
-    from .sampling import load, save_npz
+    from .inversion import check_settings, read_items
+    from .sampling import check_output, load, save_npz
     from .utils.images import save_image_grid
 
     if not a.out.endswith(".npz"):
         raise GanforgeError(f"--out {a.out!r}: the projection is written as a .npz file")
+    check_output(a.out, a.overwrite)
+    if a.grid:
+        check_output(a.grid, a.overwrite, "--grid")
+    check_settings(a.steps, a.lr, a.starts)
     g = load(a.run_dir, device=a.device)
     x = read_items(a.input, g.kind, g.shape)
     p = g.project(x, steps=a.steps, lr=a.lr, starts=a.starts, seed=a.seed)
@@ -63,8 +69,11 @@ def _project(a: argparse.Namespace) -> None:
 
 def _eval(a: argparse.Namespace) -> None:
     from .evaluation import evaluate_target
+    from .sampling import check_output
     from .utils.files import write_json
 
+    if a.json:
+        check_output(a.json, a.overwrite, "--json")
     metrics = [m for m in (a.metrics or "").split(",") if m] or None
     results = evaluate_target(a.target, metrics, n=a.n, seed=a.seed, device=a.device, data_overrides=a.set)
     for name, r in results.items():
@@ -93,7 +102,7 @@ def _presets(a: argparse.Namespace) -> None:
 def _report(a: argparse.Namespace) -> None:
     from .report import write_report
 
-    out = write_report(a.run_dir, a.out)
+    out = write_report(a.run_dir, a.out, overwrite=a.overwrite)
     print(f"wrote {out}")
 
 
@@ -133,8 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("config", nargs="?", default=None, help="preset name (see `ganforge presets`) or CONFIG.yaml")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. train.kimg=50")
-    t.add_argument("--out", help="run directory (default runs/<preset>-NNN)")
+    t.add_argument("--out", help="run directory (default runs/<preset>-NNN); with --resume: continue into this new "
+                                 "directory, leaving the source untouched")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run (or a checkpoints/ckpt-*.pt) exactly")
+    t.add_argument("--allow-data-change", action="store_true",
+                   help="with --resume: continue although the training data changed since the checkpoint")
     t.add_argument("--minutes", type=float, help="stop cleanly after this much wall time (checkpoint + export)")
     t.add_argument("--device", help="shorthand for --set train.device=...")
     t.add_argument("--quiet", action="store_true", help="no progress display")
@@ -145,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=int, default=64)
     s.add_argument("--out", required=True, help="OUT.npz | OUT.png | DIR")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--truncation", type=float, default=None)
+    s.add_argument("--truncation", type=float, default=None,
+                   help="draw latents closer to the prior's centre: > 0 (normal prior), in (0, 1] (uniform)")
+    s.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     s.add_argument("--device", default="cpu")
     s.set_defaults(fn=_sample)
 
@@ -159,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("--lr", type=float, default=0.05)
     j.add_argument("--seed", type=int, default=0)
     j.add_argument("--device", default="cpu")
+    j.add_argument("--overwrite", action="store_true", help="replace --out / --grid if they exist")
     j.set_defaults(fn=_project)
 
     e = sub.add_parser("eval", help="metrics of a run or a samples .npz against its dataset",
@@ -171,11 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--set", action="append", metavar="data.KEY=VALUE",
                    help="which dataset to compare with; metrics.NAME.OPTION=VALUE sets a metric's own option")
     e.add_argument("--json", help="also write the results with their protocols to this file")
+    e.add_argument("--overwrite", action="store_true", help="replace --json if it exists")
     e.set_defaults(fn=_eval)
 
     r = sub.add_parser("report", help="one self-contained HTML report of a run")
     r.add_argument("run_dir")
     r.add_argument("--out", default=None, help="HTML path (default RUN_DIR/report.html)")
+    r.add_argument("--overwrite", action="store_true", help="replace --out even if it is not a ganforge report")
     r.set_defaults(fn=_report)
 
     pr = sub.add_parser("presets", help="list the built-in presets (and, with --components, every component)")

@@ -108,6 +108,10 @@ def _check_combinations(cfg: Config) -> None:
         if m.pack != 1:
             raise GanforgeError("model.encoder: packing (model.pack > 1) is not defined for pairs (x, z); "
                                 "set model.pack=1")
+    for norm, per_step, what in ((m.g_norm, t.batch, "G"), (m.d_norm, t.batch // m.pack, "D")):
+        if norm == "batch" and per_step < 2:
+            raise GanforgeError(f"train.batch: batch norm in {what} needs at least 2 items per minibatch, got "
+                                f"{per_step}; raise train.batch or set model.{what.lower()}_norm to another value")
     if lo.label_smoothing > 0 and not loss.smoothing:
         raise GanforgeError(f"loss.label_smoothing: not defined for the {lo.name} loss (it has no labels); "
                             "use it with minimax, nonsaturating or least-squares")

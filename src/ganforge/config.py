@@ -381,10 +381,25 @@ def apply_overrides(cfg: Config, items: list[str], frozen: tuple[str, ...] = (),
 # values
 
 
+MAX_SEED = 2 ** 32           # seeds are offset and combined (seed * 1000 + 17, ...): keep them well inside 64 bits
+MAX_KIMG = 1e9               # a trillion images: anything longer is a typo, and would overflow the image counter
+
+
+def check_seed(seed: Any, key: str) -> int:
+    """A seed: a whole number in [0, 2^32); anything else is one clear error naming `key`."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < MAX_SEED:
+        raise GanforgeError(f"{key}: a seed is a whole number from 0 to {MAX_SEED - 1}, got {seed!r}")
+    return seed
+
+
 def check_values(cfg: Config) -> None:
     """The checks on values that need no registry (ganforge.components.validate runs them with its own)."""
     t, m, o = cfg.train, cfg.model, cfg.optim
-    positive = {"train.kimg": t.kimg, "train.batch": t.batch, "train.d_steps": t.d_steps,
+    check_seed(t.seed, "train.seed")
+    check_seed(cfg.data.seed, "data.seed")
+    if t.kimg > MAX_KIMG:
+        raise GanforgeError(f"train.kimg: at most {MAX_KIMG:g} (a trillion images), got {t.kimg:g}")
+    positive = {"train.kimg": t.kimg, "train.batch": t.batch, "train.d_steps": t.d_steps, "data.n": cfg.data.n,
                 "train.tick_kimg": t.tick_kimg, "train.grid_size": t.grid_size, "train.metrics_n": t.metrics_n,
                 "model.z_dim": m.z_dim, "model.g_width": m.g_width, "model.d_width": m.d_width,
                 "model.pack": m.pack, "optim.g_lr": o.g_lr, "optim.d_lr": o.d_lr}
@@ -428,9 +443,12 @@ def preset_names() -> list[str]:
 def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise GanforgeError(f"config file {str(path)!r} not found") from None
+    except UnicodeDecodeError as e:
+        raise GanforgeError(f"config file {str(path)!r} is not UTF-8 text ({e.reason} at byte {e.start}); "
+                            "save it as UTF-8") from None
     except OSError as e:
         raise GanforgeError(f"cannot read config file {str(path)!r}: {e.strerror}") from None
     try:

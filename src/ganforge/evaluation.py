@@ -8,13 +8,14 @@ import numpy as np
 import torch
 
 from .components import from_artefact, validate
-from .config import Config, apply_overrides
+from .config import Config, apply_overrides, check_seed
 from .data import Data, build_dataset, data_key
 from .errors import GanforgeError
 from .metrics import METRICS, evaluate
 from .metrics.inception import weights_available
 from .sampling import load
-from .utils.files import append_jsonl
+from .utils.device import pick_device
+from .utils.files import append_jsonl, read_array
 from .utils.images import to_chw
 
 
@@ -32,22 +33,25 @@ def default_metrics(data: Data) -> list[str]:
 
 
 def _fake_from_npz(path: Path) -> torch.Tensor:
+    """The samples in a .npz as `ganforge sample` writes it: `images` uint8 [N, H, W, C] or `samples` [N, D]."""
     try:
-        z = np.load(path)
-    except Exception as e:
-        raise GanforgeError(f"{path}: not a readable .npz file ({type(e).__name__})") from None
-    if "images" in z:
-        x = z["images"]
+        key, x = read_array(path, ("images", "samples"), only_named=True)
+    except GanforgeError as e:
+        if "holds arrays" in str(e):
+            raise GanforgeError(f"{path}: expected an array named 'images' (uint8 [N, H, W, C]) or 'samples' "
+                                f"([N, D]); {str(e).split(': ', 1)[1]}") from None
+        raise
+    if key == "images" or (key is None and x.ndim == 4):
         if x.dtype != np.uint8 or x.ndim != 4:
             raise GanforgeError(f"{path}: 'images' must be uint8 [N, H, W, C], got {x.dtype} {list(x.shape)}")
         return to_chw(torch.from_numpy(x)).contiguous()
-    if "samples" in z:
-        x = z["samples"]
-        if x.ndim != 2:
-            raise GanforgeError(f"{path}: 'samples' must be [N, D], got shape {list(x.shape)}")
-        return torch.from_numpy(x.astype(np.float32))
-    raise GanforgeError(f"{path}: expected an array named 'images' (uint8 [N, H, W, C]) or 'samples' ([N, D]); "
-                        f"found {', '.join(z.files) or 'nothing'}")
+    if x.ndim != 2:
+        raise GanforgeError(f"{path}: 'samples' must be [N, D], got shape {list(x.shape)}")
+    with np.errstate(over="ignore"):
+        out = torch.from_numpy(x.astype(np.float32))
+    if not torch.isfinite(out).all():
+        raise GanforgeError(f"{path}: 'samples' holds NaN or infinite values (or values too large for float32)")
+    return out
 
 
 def evaluate_target(target, metrics: list[str] | None = None, *, n: int | None = None, seed: int = 0,
@@ -57,6 +61,10 @@ def evaluate_target(target, metrics: list[str] | None = None, *, n: int | None =
     For a run the dataset comes from its config; for an .npz give it with data_overrides (e.g. ["data.name=fashion"]).
     A run's results are appended to RUN_DIR/metrics.jsonl with their protocol.
     """
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise GanforgeError(f"--n: the number of samples must be a whole number >= 1, got {n!r}")
+    check_seed(seed, "--seed")
+    pick_device(device, "--device")
     p = Path(target)
     run_dir = None
     if p.is_dir():

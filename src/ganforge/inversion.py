@@ -12,7 +12,7 @@ independently: the result for an item does not depend on the others in the batch
 """
 from __future__ import annotations
 
-import zipfile
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ import torch
 from .data.base import from_model_range, to_model_range
 from .errors import GanforgeError
 from .models.priors import PRIORS, sample_prior
+from .utils.files import read_array
 from .utils.images import IMAGE_EXTS, convert_channels, list_images, read_image, to_chw, to_hwc
 
 
@@ -36,7 +37,10 @@ class Projection:
 def as_model_input(x, kind: str, shape: tuple[int, ...]) -> torch.Tensor:
     """User data -> float [N, *shape] in model range. Images: uint8 [N, H, W, C] (as `sample` returns) or
     [N, C, H, W]; vectors: [N, D]."""
-    t = torch.as_tensor(np.asarray(x))
+    a = np.asarray(x)
+    if a.dtype.kind not in "biuf":
+        raise GanforgeError(f"data to project must be numbers, got {a.dtype} values")
+    t = torch.as_tensor(a)
     if t.ndim == 0 or len(t) == 0:
         raise GanforgeError("nothing to project: the input holds no items")
     if kind == "image":
@@ -60,6 +64,14 @@ def as_model_input(x, kind: str, shape: tuple[int, ...]) -> torch.Tensor:
     return out
 
 
+def check_settings(steps: int, lr: float, starts: int, prior_weight: float = 1e-3) -> None:
+    """The projection's settings, checked before any work."""
+    if not (steps >= 0 and starts >= 1 and lr > 0 and prior_weight >= 0 and math.isfinite(lr)
+            and math.isfinite(prior_weight)):
+        raise GanforgeError(f"projection: need steps >= 0, starts >= 1, lr > 0, prior_weight >= 0; got steps={steps}, "
+                            f"starts={starts}, lr={lr}, prior_weight={prior_weight}")
+
+
 def project(G: torch.nn.Module, x: torch.Tensor, z_dim: int, prior: str, *, steps: int = 300, lr: float = 0.05,
             starts: int = 16, prior_weight: float = 1e-3, seed: int = 0, batch: int = 256,
             device: torch.device | str = "cpu", encoder=None) -> tuple[torch.Tensor, ...]:
@@ -68,9 +80,7 @@ def project(G: torch.nn.Module, x: torch.Tensor, z_dim: int, prior: str, *, step
     encoder: a trained E (BiGAN): E(x) joins the random starts as one more candidate."""
     if len(x) == 0:
         raise GanforgeError("nothing to project: the input holds no items")
-    if steps < 0 or starts < 1 or lr <= 0 or prior_weight < 0:
-        raise GanforgeError(f"projection: need steps >= 0, starts >= 1, lr > 0, prior_weight >= 0; got steps={steps}, "
-                            f"starts={starts}, lr={lr}, prior_weight={prior_weight}")
+    check_settings(steps, lr, starts, prior_weight)
     was_training, params = G.training, [p.requires_grad for p in G.parameters()]
     G.eval()
     G.requires_grad_(False)
@@ -148,18 +158,7 @@ def read_items(path, kind: str, shape: tuple[int, ...]) -> np.ndarray:
     if not p.exists():
         raise GanforgeError(f"{str(p)!r} not found; give a .npz/.npy file, an image file or a folder of images")
     if p.suffix in (".npz", ".npy"):
-        try:
-            if p.suffix == ".npy":
-                a = np.load(p, allow_pickle=False)
-            else:
-                with np.load(p, allow_pickle=False) as z:
-                    key = next((k for k in ("images", "samples") if k in z.files), None)
-                    if key is None and len(z.files) != 1:
-                        raise GanforgeError(f"{p}: has arrays {z.files}; name the data 'images' or 'samples'")
-                    a = z[key or z.files[0]]
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # truncated or not a numpy file
-            raise GanforgeError(f"{p}: cannot read it as a numpy file ({type(e).__name__}: {e})") from None
-        return a
+        return read_array(p, ("images", "samples"))[1]
     if kind != "image":
         raise GanforgeError(f"{p}: this generator makes vectors; give them as a .npy or .npz file")
     if p.is_dir():

@@ -48,6 +48,7 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 MAIN_LOSSES = ("loss_d", "loss_g")  # always in the losses figure; the group's others only when non-zero somewhere
 FIGURE_GROUPS = ("losses", "probability", "logits", "speed", "noise")  # statinfo groups with a figure of their own
 TEMPLATE = "report.html.j2"
+GENERATOR_TAG = b'<meta name="generator" content="ganforge report">'  # in the template's head: marks our files
 
 
 @dataclass
@@ -106,8 +107,9 @@ def read_log(run_dir: str | Path) -> RunLog:
     return log
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Write one self-contained HTML report of a run (default RUN_DIR/report.html); returns its path."""
+def write_report(run_dir: str | Path, out: str | Path | None = None, overwrite: bool = False) -> Path:
+    """Write one self-contained HTML report of a run (default RUN_DIR/report.html); returns its path. An existing
+    file is replaced only when it is a ganforge report, or with overwrite=True."""
     run_dir = Path(run_dir)
     if not run_dir.exists():
         raise GanforgeError(f"run directory {str(run_dir)!r} not found")
@@ -117,9 +119,19 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     out = Path(out) if out is not None else run_dir / "report.html"
     if out.is_dir():
         out = out / "report.html"
+    if out.is_file() and not overwrite and not _is_report(out):
+        raise GanforgeError(f"{out} exists and is not a ganforge report; choose another --out, or pass --overwrite")
     page = render_report(run_dir, log)
     atomic_write(out, page)
     return out
+
+
+def _is_report(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return GENERATOR_TAG in f.read(4096)
+    except OSError:
+        return False
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -278,7 +290,7 @@ def _samples(run_dir: Path, log: RunLog) -> tuple[dict | None, list[dict]]:
             found.append((float(mt.group(2)), int(mt.group(1)), p))
     found.sort()
     # Keep the grids of the ticks the log keeps (a resume from an older checkpoint leaves stale ones behind).
-    kept = {(int(t.get("tick", -1)), round(_kimg(t), 2)) for t in log.ticks}
+    kept = {(_int(t.get("tick")), round(_kimg(t), 2)) for t in log.ticks}
     current = [f for f in found if (f[1], round(f[0], 2)) in kept]
     found = current or found
     if not found:
@@ -442,13 +454,17 @@ def _num(v: Any) -> float:
 
 
 def _nimg(rec: dict) -> int | None:
-    n = rec.get("nimg")
-    if isinstance(n, (int, float)) and not isinstance(n, bool):
-        return int(n)
-    k = rec.get("kimg")
-    if isinstance(k, (int, float)) and not isinstance(k, bool) and math.isfinite(k):
-        return int(round(k * 1000))
+    """The record's image count (a hand-edited or damaged value: None, and the record has no place on the axis)."""
+    for key, scale in (("nimg", 1), ("kimg", 1000)):
+        v = rec.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and abs(v) < 1e15:
+            return int(round(v * scale))
     return None
+
+
+def _int(v: Any, default: int = -1) -> int:
+    """An int of a hand-editable log value; `default` where it is none."""
+    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else default
 
 
 def _kimg(rec: dict) -> float:

@@ -9,7 +9,9 @@ one warning and ignored.
 """
 from __future__ import annotations
 
+import math
 import numbers
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,11 +19,12 @@ import numpy as np
 import torch
 
 from .components import model_from_artefact
-from .config import ModelConfig, to_dict
+from .config import ModelConfig, check_seed, to_dict
 from .data.base import Data, from_model_range
 from .errors import GanforgeError
 from .inversion import Projection, as_model_input, project, to_projection
 from .models import PRIORS, build_generator, check_truncation, sample_prior
+from .utils.device import pick_device
 from .utils.files import atomic_write, read_json, write_json, write_npz
 from .utils.images import save_image_grid, to_hwc
 from .utils.plots import save_scatter
@@ -79,15 +82,26 @@ class Generator:
 
     def sample_tensor(self, n: int, seed: int = 0, truncation: float | None = None, batch: int = 256) -> torch.Tensor:
         """Like `sample` but in dataset layout: uint8 [n, C, H, W] or float32 [n, D]."""
-        if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 0:
-            raise GanforgeError(f"the number of samples must be a whole number >= 0, got {n!r}")
+        self.check_count(n)
+        check_seed(seed, "seed")
         check_truncation(truncation, self.model.prior)
         return generate(self.net, self.model, self.kind, n, seed, self.device, truncation, batch)
+
+    def check_count(self, n: int, what: str = "the number of samples") -> None:
+        """n must be a whole number >= 0 whose samples fit in half of the memory available now."""
+        if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 0:
+            raise GanforgeError(f"{what} must be a whole number >= 0, got {n!r}")
+        need = int(n) * math.prod(self.shape) * (1 if self.kind == "image" else 4) * 2  # output + the copy made
+        free = _available_memory()
+        if free and need > free // 2:
+            raise GanforgeError(f"{what}: {n} samples of shape {list(self.shape)} need about {need / 2**30:.1f} GiB; "
+                                f"{free / 2**30:.1f} GiB of memory are free; ask for fewer")
 
     def project(self, x, steps: int = 300, lr: float = 0.05, starts: int = 16, prior_weight: float = 1e-3,
                 seed: int = 0, batch: int = 256) -> Projection:
         """Latents whose samples match `x` (images uint8 [N, H, W, C] as `sample` returns, or vectors [N, D]):
         a `ganforge.inversion.Projection` with z, reconstructions, mse and start_mse. Same seed, same result."""
+        check_seed(seed, "seed")
         target = as_model_input(x, self.kind, self.shape)
         out = project(self.net, target, self.model.z_dim, self.model.prior, steps=steps, lr=lr, starts=starts,
                       prior_weight=prior_weight, seed=seed, batch=batch, device=self.device,
@@ -129,6 +143,14 @@ class Generator:
         return as_items(x, self.kind)
 
 
+def _available_memory() -> int:
+    """Bytes of memory available now (Linux, macOS); 0 when unknown."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
 def load(run_dir: str | Path, device: str = "cpu") -> Generator:
     """Load the exported generator of a run (RUN_DIR or RUN_DIR/generator)."""
     from safetensors.torch import load_file
@@ -156,7 +178,7 @@ def load(run_dir: str | Path, device: str = "cpu") -> Generator:
     except Exception as e:
         raise GanforgeError(f"{gdir / 'model.safetensors'} is damaged or does not match config.json "
                             f"({type(e).__name__})") from None
-    dev = torch.device(device)
+    dev = pick_device(device, "--device")
     return Generator(net=net.to(dev).eval(), model=mcfg, kind=kind, shape=shape, meta=meta, device=dev)
 
 
@@ -165,12 +187,28 @@ def save_npz(path: str | Path, **arrays: np.ndarray) -> Path:
     return write_npz(path, **arrays)
 
 
-def save_samples(x: np.ndarray, kind: str, out: str | Path) -> Path:
+def check_output(out: str | Path, overwrite: bool = False, option: str = "--out") -> Path:
+    """An output path that writing will not turn into a loss: an existing file is replaced only with
+    overwrite=True, a directory where a file is asked for is refused, the parent folder must exist or be
+    creatable."""
+    out = Path(out)
+    if out.suffix and out.is_dir():
+        raise GanforgeError(f"{option} {str(out)!r} is a directory; give a file name")
+    if out.is_file() and not overwrite:
+        raise GanforgeError(f"{option} {str(out)!r} exists; choose another name, or pass --overwrite to replace it")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise GanforgeError(f"{option} {str(out)!r}: {str(out.parent)!r} is a file, not a folder")
+    return out
+
+
+def save_samples(x: np.ndarray, kind: str, out: str | Path, overwrite: bool = False) -> Path:
     """Write samples as .npz (`images` uint8 [N,H,W,C] or `samples` float32 [N,D]), one .png grid, or a folder of
-    PNGs."""
+    PNGs. Nothing that exists is replaced unless overwrite=True."""
     from PIL import Image
 
-    out = Path(out)
+    out = check_output(out, overwrite)
+    if out.suffix == "" and out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise GanforgeError(f"--out {str(out)!r} is a folder that is not empty; choose another, or pass --overwrite")
     if out.suffix == ".npz":
         save_npz(out, **{"images" if kind == "image" else "samples": x})
     elif out.suffix == ".png":

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
+import zlib
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -45,13 +47,20 @@ def _cache_key(listing: list[tuple[str, int, int]], options: dict) -> str:
 
 
 def _load_cache(path: Path) -> tuple[np.ndarray, np.ndarray, dict] | None:
+    """The cached arrays, or None when there is no cache or it is damaged (then it is rebuilt, never trusted)."""
+    if not path.exists():
+        return None
     try:
         with np.load(path, allow_pickle=False) as z:
-            return z["x"], z["labels"], json.loads(str(z["meta"]))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
-        warnings.warn(f"folder: ignoring the unreadable cache file {path} ({e}); rebuilding it", stacklevel=3)
+            x, labels, meta = z["x"], z["labels"], json.loads(str(z["meta"]))
+        ok = (x.dtype == np.uint8 and x.ndim == 4 and x.shape[0] > 0 and x.shape[1] in (1, 3, 4)
+              and labels.ndim == 1 and labels.shape[0] in (0, x.shape[0]) and isinstance(meta, dict)
+              and {"class_names", "n_read", "skipped", "preprocessing"} <= set(meta))
+        if not ok:
+            raise ValueError(f"unexpected contents (x {x.dtype} {list(x.shape)}, labels {list(labels.shape)})")
+        return x, labels, meta
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        warnings.warn(f"folder: ignoring the damaged cache file {path} ({e}); rebuilding it", stacklevel=3)
         return None
 
 
@@ -80,7 +89,10 @@ def folder(cfg) -> Data:
                             f"point it at a folder of {'/'.join(e[1:] for e in IMAGE_EXTS)} images")
     size = requested_size(cfg)  # (H, W) or None: native
 
-    listing = list_images(root)
+    unreadable: list[str] = []
+    listing = list_images(root, unreadable if cfg.skip_corrupt else None)
+    if unreadable:  # links to nowhere or in a loop: skipped (data.skip_corrupt), as unreadable images are
+        _skip_warning(root, unreadable)
     if not listing:
         raise GanforgeError(f"data.path: no images (.png, .jpg, .jpeg, .webp, .bmp) found under {root}; "
                             f"check the path")
@@ -102,7 +114,8 @@ def folder(cfg) -> Data:
                 labels=torch.from_numpy(labels) if meta["class_names"] else None,
                 class_names=meta["class_names"] or None,
                 info=dict(source=str(root), files_found=len(listing), files_read=meta["n_read"],
-                          skipped=len(meta["skipped"]), skipped_files=meta["skipped"][:20],
+                          skipped=len(meta["skipped"]) + len(unreadable),
+                          skipped_files=(unreadable + meta["skipped"])[:20],
                           preprocessing=meta["preprocessing"], cache=cache_status,
                           max_items=cfg.max_items or None))
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import math
 import string
 import struct
 import zipfile
@@ -116,7 +117,7 @@ def parse_idx(raw: bytes, where: str) -> np.ndarray:
         raise GanforgeError(f"{where}: truncated IDX file (the header is cut short); download it again")
     dims = struct.unpack(f">{ndim}I", raw[4:head])
     dtype = np.dtype(IDX_DTYPES[raw[2]])
-    count = int(np.prod(dims, dtype=np.int64))
+    count = math.prod(dims)  # Python ints: a forged header cannot overflow
     need, have = count * dtype.itemsize, len(raw) - head
     if have != need:
         what = "truncated" if have < need else "too long"

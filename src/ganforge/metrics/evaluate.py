@@ -267,6 +267,8 @@ def evaluate(fake: torch.Tensor, real: Data, names: list[str] | str, *, n: int |
     opts = {nm: metric_options(nm, (options or {}).get(nm)) for nm in names}
     check_metrics(names, real)
     fake = _check_fake(fake, real)
+    if len(fake) == 0:
+        raise GanforgeError("no generated samples to evaluate: a metric of an empty set means nothing")
     cache_root = Path(cache) if cache not in (None, True, False) else cache_dir()
     store = None if cache is False else cache_root  # where reference features and classifiers are kept
     if n is not None and n < 1:

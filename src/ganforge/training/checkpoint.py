@@ -66,29 +66,3 @@ def load_checkpoint(path: Path) -> dict:
             f"Resume from an earlier one with --resume {path.parent}/ckpt-<N>.pt") from None
     check_state_dict(state, f"checkpoint {str(path)!r}")
     return state
-
-
-def resolve_resume(target: str | Path) -> tuple[Path, Path]:
-    """--resume RUN_DIR | CKPT -> (run_dir, checkpoint path)."""
-    p = Path(target)
-    if p.is_file():
-        if not CKPT_RE.match(p.name):
-            raise GanforgeError(f"--resume {str(p)!r}: expected a run directory or a checkpoints/ckpt-*.pt file")
-        return p.parent.parent, p
-    if not p.is_dir():
-        raise GanforgeError(f"--resume {str(p)!r}: no such run directory")
-    ckpts = list_checkpoints(p)
-    if not ckpts:
-        raise GanforgeError(f"--resume {str(p)!r}: no checkpoints in {str(p / 'checkpoints')!r} "
-                            "(is this a ganforge run directory?)")
-    return p, ckpts[-1]
-
-
-def set_aside_newer(run_dir: Path, ckpt_path: Path) -> None:
-    """A resume from an older checkpoint moves the newer ones to checkpoints/superseded/ (never deleted)."""
-    newer = [p for p in list_checkpoints(run_dir) if p.name > ckpt_path.name]
-    if newer and dist.is_main():
-        aside = run_dir / "checkpoints" / "superseded"
-        aside.mkdir(exist_ok=True)
-        for p in newer:
-            p.rename(aside / p.name)

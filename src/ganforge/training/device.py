@@ -1,20 +1,8 @@
-"""Where and how fast training runs: the device, the precision, backend switches, where the data lives."""
+"""How fast training runs on its device: the precision, backend switches, where the data lives."""
 from __future__ import annotations
 
 import torch
 
-from ..errors import GanforgeError
-
-
-def pick_device(name: str) -> torch.device:
-    """train.device -> torch.device; a device this machine does not have is a clear error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise GanforgeError(f"train.device={name}: CUDA is not available here; use --device cpu")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise GanforgeError("train.device=mps: MPS is not available here; use --device cpu")
-    return torch.device(name)
 
 
 def resolve_precision(precision: str, device: torch.device, kind: str) -> str:

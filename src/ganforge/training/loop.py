@@ -9,6 +9,7 @@ schema), step.py, checkpoint.py, outputs.py (config.yaml, log sinks, sample grid
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from pathlib import Path
@@ -23,11 +24,12 @@ from ..metrics import check_metrics, evaluate
 from ..sampling import export_generator, generate
 from ..schedules import noise_std
 from ..utils import distributed as dist
+from ..utils.device import pick_device
 from ..utils.stats import Stats
-from .checkpoint import list_checkpoints, load_checkpoint, resolve_resume, save_checkpoint, set_aside_newer
-from .device import pick_device
+from .checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from .outputs import Outputs
-from .rundir import new_run_dir
+from .rundir import (check_free, claim_new_run_dir, claim_run_dir, remove_stale_temp_files, resume_target,
+                     set_aside_newer)
 from .signals import StopFlag
 from .state import TrainState, setup
 from .step import train_step
@@ -39,62 +41,68 @@ METRICS_SEED_OFFSET = 99  # tick metrics sample G from seed + this
 
 def train(config: Config | dict | str | None = None, *, overrides: list[str] | None = None,
           out: str | Path | None = None, resume: str | Path | None = None, minutes: float | None = None,
-          progress: bool = True) -> Path:
-    """Train a GAN; returns the run directory. `resume` continues a run exactly where it stopped."""
+          progress: bool = True, allow_data_change: bool = False) -> Path:
+    """Train a GAN; returns the run directory. `resume` continues a run exactly where it stopped (into `out`
+    when given, leaving the source untouched); see training.rundir for where a run writes."""
     if minutes is not None and not (isinstance(minutes, (int, float)) and math.isfinite(minutes) and minutes > 0):
         raise GanforgeError(f"--minutes: must be a positive number of minutes, got {minutes!r}")
     dist.init()
-    # ---- config and run directory ------------------------------------------------------------------
-    ckpt, ckpt_path = None, None
-    if resume is None:
-        cfg = resolve(config, overrides)
-        run_dir = Path(dist.broadcast_object(str(new_run_dir(out, cfg.preset or "run")) if dist.is_main() else None))
-    else:
-        run_dir, ckpt_path = resolve_resume(resume)
-        ckpt = load_checkpoint(ckpt_path)
-        cfg = from_artefact(ckpt["config"], f"checkpoint {ckpt_path}")
-        apply_overrides(cfg, overrides or [], frozen=RESUME_FROZEN,
-                        why="data and model settings cannot change when resuming; start a new run instead")
-        validate(cfg)
-    _check_world_size(cfg)
-    device = dist.device_for_rank(pick_device(cfg.train.device))
+    with contextlib.ExitStack() as held:  # the run directory's lock, released however the run ends
+        # ---- config, device and data; the run directory claimed ------------------------------------
+        ckpt, ckpt_path, src, run_dir = None, None, None, None
+        if resume is None:
+            cfg = resolve(config, overrides)
+            if out and dist.is_main():
+                check_free(Path(out))  # at once; checked again under the lock, once the data is read
+        else:
+            ckpt_path, src, _ = resume_target(resume, out)
+            run_dir = _claim(held, lambda: claim_new_run_dir(out, "run") if out else (src, claim_run_dir(src)))
+            ckpt = load_checkpoint(ckpt_path)
+            cfg = from_artefact(ckpt["config"], f"checkpoint {ckpt_path}")
+            apply_overrides(cfg, overrides or [], frozen=RESUME_FROZEN,
+                            why="data and model settings cannot change when resuming; start a new run instead")
+            validate(cfg)
+        _check_world_size(cfg)
+        device = dist.device_for_rank(pick_device(cfg.train.device))
+        data = build_dataset(cfg.data)
+        check_metrics(cfg.train.metrics, data)  # a tick metric that cannot work on this data: say so now
+        if run_dir is None:
+            run_dir = _claim(held, lambda: claim_new_run_dir(out, cfg.preset or "run"))
 
-    # ---- data and the training state ---------------------------------------------------------------
-    data = build_dataset(cfg.data)
-    check_metrics(cfg.train.metrics, data)  # a tick metric that cannot work on this data: say so now
-    state = setup(cfg, data, device)
-    if ckpt is not None:
-        state.load_state_dict(ckpt, f"checkpoint {ckpt_path}")
-        if state.nimg >= int(round(cfg.train.kimg * 1000)):
-            raise GanforgeError(f"this run already reached train.kimg={cfg.train.kimg:g}; extend it with "
-                                f"`ganforge train --resume {run_dir} --set train.kimg=<more>`")
-        set_aside_newer(run_dir, ckpt_path)  # only now: a resume that failed above has moved nothing
+        # ---- the training state: nothing is written before all of it checks out --------------------
+        state = setup(cfg, data, device)
+        if ckpt is not None:
+            state.load_state_dict(ckpt, f"checkpoint {ckpt_path}", allow_data_change)
+            if state.nimg >= int(round(cfg.train.kimg * 1000)):
+                raise GanforgeError(f"this run already reached train.kimg={cfg.train.kimg:g}; extend it with "
+                                    f"`ganforge train --resume {resume} --set train.kimg=<more>`")
+            if run_dir == src:
+                set_aside_newer(run_dir, ckpt_path)  # a resume from an older checkpoint starts a new branch
 
-    # ---- the loop ----------------------------------------------------------------------------------
-    outputs = Outputs.open(run_dir, cfg, data, device, state.nimg, progress,
-                           resumed_from=ckpt_path.name if ckpt_path else None)
-    stats = Stats()
-    total_nimg = int(round(cfg.train.kimg * 1000))
-    tick_nimg = cfg.train.tick_kimg * 1000
-    deadline = time.time() + 60 * minutes if minutes else None
-    step, tick_start_nimg, tick_start = 0, state.nimg, time.time()
-    dist.barrier()
-    with StopFlag() as stop:
-        try:
+        # ---- the loop ------------------------------------------------------------------------------
+        outputs = held.enter_context(Outputs.open(run_dir, cfg, data, device, state.nimg, progress,
+                                                  resumed_from=None if ckpt_path is None else
+                                                  ckpt_path.name if run_dir == src else str(ckpt_path)))
+        stats = Stats()
+        total_nimg = int(round(cfg.train.kimg * 1000))
+        tick_nimg = cfg.train.tick_kimg * 1000
+        deadline = time.time() + 60 * minutes if minutes else None
+        step, tick_start_nimg, tick_start = 0, state.nimg, time.time()
+        dist.barrier()
+        with StopFlag() as stop:
             while True:
                 stopping = state.nimg >= total_nimg or _early_stop(stop, deadline, step, device)
                 if stopping or state.nimg - tick_start_nimg >= tick_nimg:
-                    if state.nimg > tick_start_nimg or state.tick == 0:  # progress since the last tick, or none yet
+                    if state.nimg > tick_start_nimg or state.tick == 0:  # progress since the last tick, or none
                         tick(state, stats, outputs, run_dir, time.time() - tick_start, state.nimg - tick_start_nimg)
                     tick_start_nimg, tick_start = state.nimg, time.time()
                 if stopping:
                     break
                 train_step(state, stats)
                 step += 1
-        finally:
-            outputs.close()
     if stop.set and dist.is_main():
-        print(f"stopped by Ctrl-C at {state.nimg / 1000:.2f} kimg; checkpoint and generator saved in {run_dir}")
+        print(f"stopped by {stop.name} at {state.nimg / 1000:.2f} kimg; checkpoint and generator saved in {run_dir}; "
+              f"continue with `ganforge train --resume {run_dir}`")
     return run_dir
 
 
@@ -152,6 +160,17 @@ def _check_finite(state: TrainState, record: dict, outputs: Outputs, run_dir: Pa
             "Try lower optim.d_lr/g_lr, train.precision=fp32, or loss.name=hinge")
 
 
+def _claim(held: contextlib.ExitStack, claim) -> Path:
+    """Rank 0 claims the run directory (`claim() -> (run_dir, lock)`; the lock is released when `held` closes)
+    and clears what killed writes left there; every rank gets the directory."""
+    run_dir = None
+    if dist.is_main():
+        run_dir, lock = claim()
+        held.callback(lock.release)
+        remove_stale_temp_files(run_dir)
+    return Path(dist.broadcast_object(str(run_dir) if run_dir is not None else None))
+
+
 def _early_stop(stop: StopFlag, deadline: float | None, step: int, device: torch.device) -> bool:
     """Ctrl-C or the --minutes budget. All ranks must stop at the same step, so with several processes they
     agree through a collective, every STOP_AGREE_EVERY steps."""
@@ -162,7 +181,10 @@ def _early_stop(stop: StopFlag, deadline: float | None, step: int, device: torch
 
 
 def _check_world_size(cfg: Config) -> None:
-    world = dist.world_size()
-    if cfg.train.batch % (world * cfg.model.pack):
+    world, m = dist.world_size(), cfg.model
+    if cfg.train.batch % (world * m.pack):
         raise GanforgeError(f"train.batch ({cfg.train.batch}) must be divisible by the number of processes "
-                            f"({world}) times model.pack ({cfg.model.pack})")
+                            f"({world}) times model.pack ({m.pack})")
+    if "batch" in (m.g_norm, m.d_norm) and cfg.train.batch // (world * m.pack) < 2:
+        raise GanforgeError(f"train.batch ({cfg.train.batch}) over {world} processes leaves fewer than 2 items per "
+                            "process for batch norm; raise train.batch or use model.g_norm/d_norm other than batch")

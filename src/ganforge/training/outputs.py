@@ -17,6 +17,7 @@ from ..utils.images import image_grid, save_image_grid, to_hwc
 from ..utils.plots import save_scatter
 from ..utils.rng import cpu_generator
 from .progress import Progress
+from .rundir import CONFIG_HEADER
 from .sinks import open_sinks
 
 GRID_SEED_OFFSET = 2024   # the per-tick grid's latents: seed + this, the same at every tick and on resume
@@ -40,7 +41,7 @@ class Outputs:
                   Progress(t.kimg, start_nimg / 1000, enabled=progress and main))
         if main:
             (run_dir / "samples").mkdir(parents=True, exist_ok=True)
-            atomic_write(run_dir / "config.yaml", to_yaml(cfg))
+            atomic_write(run_dir / "config.yaml", CONFIG_HEADER + to_yaml(cfg))
             if resumed_from is not None:
                 out.event({"event": "resume", "kimg": start_nimg / 1000, "from": resumed_from})
         return out
@@ -74,3 +75,9 @@ class Outputs:
         self.progress.close()
         for s in self.sinks:
             s.close()
+
+    def __enter__(self) -> "Outputs":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

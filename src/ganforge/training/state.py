@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,19 @@ from .device import configure_backends, data_on_device, resolve_precision
 
 # What every checkpoint must hold (train_time, world_size and extras are optional: older checkpoints lack them).
 REQUIRED = ("config", "G", "D", "G_ema", "opt_g", "opt_d", "nimg", "tick", "rng", "data")
+
+
+def data_fingerprint(data: Data, samples: int = 256) -> dict:
+    """What identifies the training data in a checkpoint: its size, item shape and type, and a SHA-256 of `samples`
+    evenly spaced items and their labels (cheap for any size; a change elsewhere can go unnoticed)."""
+    n = len(data)
+    idx = torch.linspace(0, n - 1, min(n, samples)).round().long().unique()
+    h = hashlib.sha256(f"{data.x.dtype}{tuple(data.x.shape)}".encode())
+    h.update(data.x[idx].contiguous().view(torch.uint8).numpy().tobytes())
+    if data.labels is not None:
+        h.update(data.labels[idx].contiguous().numpy().tobytes())
+    return {"n": n, "shape": list(data.shape), "dtype": str(data.x.dtype).replace("torch.", ""),
+            "labels": data.labels is not None, "sampled_sha256": h.hexdigest()}
 
 
 def check_state_dict(sd: Any, where: str) -> None:
@@ -54,17 +68,26 @@ class TrainState:
     nimg: int = 0              # real images shown to D so far, over all processes
     tick: int = 0
     train_time: float = 0.0    # seconds spent training (ticks included), summed over resumes
+    data_id: dict = field(default_factory=dict)  # data_fingerprint() of the training data
     extras: dict[str, Any] = field(default_factory=dict)  # later components' state: name -> state_dict holder
 
     def state_dict(self) -> dict:
         return {"G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "nimg": self.nimg,
                 "tick": self.tick, "train_time": self.train_time, "rng": self.gen.get_state().cpu(),
-                "data": self.sampler.state_dict(), "extras": {k: v.state_dict() for k, v in self.extras.items()}}
+                "data": self.sampler.state_dict(), "data_id": self.data_id,
+                "extras": {k: v.state_dict() for k, v in self.extras.items()}}
 
-    def load_state_dict(self, sd: dict, where: str = "checkpoint") -> None:
-        """Restore from a checkpoint dict; the learning rates come from the config (they may change on resume)."""
+    def load_state_dict(self, sd: dict, where: str = "checkpoint", allow_data_change: bool = False) -> None:
+        """Restore from a checkpoint dict; the learning rates come from the config (they may change on resume).
+
+        The training data must be the checkpoint's (size, shape and a sampled fingerprint); with
+        allow_data_change the run continues on the new data, in a fresh order."""
         check_state_dict(sd, where)
+        changed = _data_changes(sd.get("data_id"), self.data_id)
+        if changed and not allow_data_change:
+            raise GanforgeError(f"the training data changed since {where} was written ({'; '.join(changed)}); "
+                                "restore the data, or continue on the new data with --allow-data-change")
         try:
             self.G.load_state_dict(sd["G"])
             self.D.load_state_dict(sd["D"])
@@ -80,7 +103,8 @@ class TrainState:
         self.nimg, self.tick = int(sd["nimg"]), int(sd["tick"])
         self.train_time = float(sd.get("train_time", 0.0))
         self.gen.set_state(sd["rng"])
-        self.sampler.load_state_dict(sd["data"])
+        if not changed:  # on changed data the saved order means nothing: keep the fresh one
+            self.sampler.load_state_dict(sd["data"])
         saved = sd.get("extras", {})
         for name, holder in self.extras.items():
             if name in saved:
@@ -88,6 +112,15 @@ class TrainState:
             else:
                 warnings.warn(f"{where} holds no state for {name!r} (written before it existed); it starts fresh",
                               stacklevel=2)
+
+
+def _data_changes(saved: dict | None, now: dict) -> list[str]:
+    if not saved:  # checkpoints of older versions hold no fingerprint
+        return []
+    names = {"n": "items", "shape": "item shape", "dtype": "type", "labels": "labels present",
+             "sampled_sha256": "contents"}
+    return [f"{names.get(k, k)}: {saved.get(k)} then, {now.get(k)} now" if k != "sampled_sha256"
+            else "contents differ" for k in now if saved.get(k) != now.get(k)]
 
 
 def setup(cfg: Config, data: Data, device: torch.device) -> TrainState:
@@ -125,4 +158,5 @@ def setup(cfg: Config, data: Data, device: torch.device) -> TrainState:
     fwd_g, fwd_d = (CompiledOrEager(G), CompiledOrEager(D)) if t.compile else (G, D)
     encode = G.encode if cfg.model.encoder else None  # E runs eagerly
     objective = Objective.from_config(cfg, fwd_g, fwd_d, D, autocast, encode)  # penalties use the eager D
-    return TrainState(cfg, data.kind, G, D, G_ema, opt_g, opt_d, objective, sampler, gen, precision)
+    return TrainState(cfg, data.kind, G, D, G_ema, opt_g, opt_d, objective, sampler, gen, precision,
+                      data_id=data_fingerprint(data))

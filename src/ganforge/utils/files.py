@@ -7,10 +7,13 @@ import io
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 import numpy as np
+
+from ..errors import GanforgeError
 
 
 def atomic_write(path: str | os.PathLike, content: bytes | str | Callable[[BinaryIO], None]) -> Path:
@@ -65,3 +68,32 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def read_array(path: str | os.PathLike, names: tuple[str, ...], only_named: bool = False) -> tuple[str | None,
+                                                                                                   np.ndarray]:
+    """The numeric array in a .npy file, or the one named `names[i]` (or, unless only_named, the only one) in a
+    .npz file, whatever the file's extension says -> (its name or None, array). A damaged file, pickled objects
+    or non-numbers are one clear GanforgeError."""
+    try:
+        obj = np.load(path, allow_pickle=False)
+        if isinstance(obj, np.ndarray):
+            key, a = None, obj
+        else:
+            with obj as z:
+                only = z.files[0] if len(z.files) == 1 and not only_named else None
+                key = next((k for k in names if k in z.files), only)
+                if key is None:
+                    raise GanforgeError(f"{path}: holds arrays {z.files or 'none'}; name the data "
+                                        f"{' or '.join(repr(n) for n in names)}")
+                a = z[key]
+    except ValueError as e:
+        if "pickle" in str(e).lower():
+            raise GanforgeError(f"{path}: holds Python objects, not numbers (ganforge never unpickles data files); "
+                                "save plain numeric arrays with np.save / np.savez") from None
+        raise GanforgeError(f"{path}: cannot read it as a numpy file ({e})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:  # truncated, not a numpy file
+        raise GanforgeError(f"{path}: cannot read it as a numpy file ({type(e).__name__}: {e})") from None
+    if a.dtype.kind not in "biuf":
+        raise GanforgeError(f"{path}: {repr(key) if key else 'the array'} holds {a.dtype} values; expected numbers")
+    return key, a

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from ..errors import GanforgeError
 from .files import atomic_write
 
 RESAMPLE = Image.LANCZOS
@@ -68,9 +69,11 @@ def read_image(path: str | os.PathLike, size: tuple[int, int] | None, crop: str 
     return (a[..., None] if a.ndim == 2 else a), im.mode
 
 
-def list_images(root: Path) -> list[tuple[str, int, int]]:
+def list_images(root: Path, unreadable: list[str] | None = None) -> list[tuple[str, int, int]]:
     """(relative POSIX path, size in bytes, mtime in ns) of every image under `root`, sorted by path.
-    Hidden files and folders (".name") are skipped."""
+    Hidden files and folders (".name") are skipped; links to folders are not followed (no loops). An entry that
+    cannot be read (a dangling link, a link loop) is appended to `unreadable` when a list is given, else it is
+    a GanforgeError naming it."""
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]  # .git, .ipynb_checkpoints, ...
@@ -78,7 +81,15 @@ def list_images(root: Path) -> list[tuple[str, int, int]]:
             if fn.startswith(".") or not fn.lower().endswith(IMAGE_EXTS):
                 continue
             p = Path(dirpath, fn)
-            st = p.stat()
+            try:
+                st = p.stat()  # follows a link to its file
+            except OSError as e:
+                rel = f"{p.relative_to(root).as_posix()} ({e.strerror or type(e).__name__})"
+                if unreadable is None:
+                    raise GanforgeError(f"{p}: cannot read it ({e.strerror or e}: a dangling or looping link?); "
+                                        "remove it, or set --set data.skip_corrupt=true to skip such files") from None
+                unreadable.append(rel)
+                continue
             out.append((p.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
     out.sort()
     return out
