@@ -23,7 +23,7 @@ from ganforge.errors import GanforgeError
 from ganforge.training.checkpoint import list_checkpoints, load_checkpoint
 from ganforge.training.rundir import LOCK
 
-from .conftest import ROOT, TINY
+from .conftest import TINY
 
 SETS = [a for kv in TINY for a in ("--set", kv)]
 
