@@ -345,7 +345,8 @@ def test_stale_temporary_files_are_removed(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 # fault injection: kill -9 at random moments and inside a checkpoint write, SIGTERM; then resume == uninterrupted
 
-FAULT = TINY + ["train.kimg=0.768", "train.tick_kimg=0.064", "train.keep_checkpoints=2"]
+FAULT = TINY + ["train.kimg=1.536", "train.tick_kimg=0.128", "train.keep_checkpoints=2"]
+TOTAL = 1536
 
 
 @pytest.fixture(scope="module")
@@ -356,7 +357,7 @@ def reference(tmp_path_factory) -> dict:
 
 def _same_as(reference: dict, out: Path) -> None:
     final = load_checkpoint(list_checkpoints(out)[-1])
-    assert final["nimg"] == reference["nimg"] == 768
+    assert final["nimg"] == reference["nimg"] == TOTAL
     for net in ("G", "D", "G_ema"):
         for k in reference[net]:
             assert torch.equal(final[net][k], reference[net][k]), (net, k)
@@ -366,7 +367,7 @@ def _same_as(reference: dict, out: Path) -> None:
 def _finish(out: Path) -> None:
     """Resume until the run is complete; a run killed before its first checkpoint is started again."""
     for _ in range(5):
-        if list_checkpoints(out) and load_checkpoint(list_checkpoints(out)[-1])["nimg"] >= 768:
+        if list_checkpoints(out) and load_checkpoint(list_checkpoints(out)[-1])["nimg"] >= TOTAL:
             return
         if list_checkpoints(out):
             ganforge.train(resume=out, progress=False)
@@ -375,24 +376,29 @@ def _finish(out: Path) -> None:
     raise AssertionError("did not finish")
 
 
+def _newest(out: Path) -> int:
+    names = [p.name for p in list_checkpoints(out)]
+    return int(names[-1][5:15]) if names else 0
+
+
 def test_kill_9_at_random_moments_then_resume_is_exact(reference, tmp_path):
+    """Each trial waits for a random tick (none: killed while starting), then a random fraction of a tick."""
     rng = random.Random(1234)
     points = []
-    for trial in range(4):
+    for trial, tick in enumerate([0] + rng.sample(range(1, 11), 3)):
         out = tmp_path / f"k{trial}"
         p = _bg("train", "digits", "--out", str(out), "--quiet", *[a for kv in FAULT for a in ("--set", kv)])
-        _wait_for(lambda: (out / LOCK).exists(), 120)
-        delay = rng.uniform(0.2, 3.0)
-        time.sleep(delay)
+        _wait_for(lambda: (out / LOCK).exists() and _newest(out) >= 128 * tick, 120)
+        time.sleep(rng.uniform(0, 0.1))
         p.kill()  # SIGKILL: no handler runs
         p.communicate()
-        ckpts = list_checkpoints(out)
-        points.append((round(delay, 2), load_checkpoint(ckpts[-1])["nimg"] if ckpts else 0))
+        points.append(_newest(out))
+        assert p.returncode == -signal.SIGKILL and _newest(out) < TOTAL  # killed mid-run, not after it
         assert not any(q.name.startswith("ckpt") and not q.name.endswith(".pt")
                        for q in (out / "checkpoints").glob("*")) if (out / "checkpoints").exists() else True
         _finish(out)
         _same_as(reference, out)
-    print("kill points (seconds after the lock, newest checkpoint's nimg):", points)
+    print("killed with the newest checkpoint at nimg:", points)
 
 
 def test_kill_9_inside_a_checkpoint_write_then_resume_is_exact(reference, tmp_path):
@@ -422,9 +428,9 @@ ganforge.train("digits", overrides={FAULT!r}, out={str(out)!r}, progress=False)
                        env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert r.returncode == -signal.SIGKILL, r.stderr
     names = sorted(p.name for p in (out / "checkpoints").iterdir())
-    assert [p.name for p in list_checkpoints(out)] == ["ckpt-0000000064.pt", "ckpt-0000000128.pt"]
+    assert [p.name for p in list_checkpoints(out)] == ["ckpt-0000000128.pt", "ckpt-0000000256.pt"]
     (half,) = [n for n in names if n.startswith(".")]
-    assert half.startswith(".ckpt-0000000192.pt.") and half.endswith(".tmp")  # the half file has a temp name
+    assert half.startswith(".ckpt-0000000384.pt.") and half.endswith(".tmp")  # the half file has a temp name
     _finish(out)
     assert not [p for p in (out / "checkpoints").iterdir() if p.name.startswith(".")]  # cleaned
     _same_as(reference, out)
@@ -439,7 +445,7 @@ def test_sigterm_stops_with_a_checkpoint_and_resume_is_exact(reference, tmp_path
     assert p.returncode == 0, stderr
     assert "stopped by SIGTERM" in stdout and "--resume" in stdout
     stopped = load_checkpoint(list_checkpoints(out)[-1])["nimg"]
-    assert 0 < stopped < 768 and stopped % 16 == 0  # a step boundary, not only a tick: nothing trained is lost
+    assert 0 < stopped < TOTAL and stopped % 16 == 0  # a step boundary, not only a tick: nothing trained is lost
     assert json.loads((out / "generator" / "config.json").read_text())["nimg"] == stopped
     ganforge.train(resume=out, progress=False)
     _same_as(reference, out)
