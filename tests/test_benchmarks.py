@@ -31,3 +31,21 @@ def test_bigan_benchmark_runs(tmp_path):
     assert set(lines) == {"encoder", "projection", "chance"}
     for line in lines.values():
         assert "same mode" in line and "%" in line and "|G(z) - x|" in line
+
+
+def test_stacked_benchmark_prints_a_row_per_config_and_seed(tmp_path):
+    tiny = ["train.kimg=0.256", "train.tick_kimg=0.128", "data.resolution=8", "model.g_width=16",
+            "model.d_width=16", "data.count=2000"]
+    configs = ["--config", "plain=model.pack=1", "--config", "pac2=model.pack=2,optim.d_betas=[0.5,0.9]"]
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "stacked.py"), "--n", "500", "--out",
+                        str(tmp_path / "runs"), *configs, *[a for s in tiny for a in ("--set", s)]],
+                       capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "OMP_NUM_THREADS": "1", "GANFORGE_CACHE": str(tmp_path / "cache")})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "# pac2: model.pack=2, optim.d_betas=[0.5,0.9]" in r.stdout
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in r.stdout.splitlines()
+            if line.startswith(("| plain ", "| pac2 "))]
+    assert [row[:3] for row in rows] == [["plain", "0", "0.256"], ["pac2", "0", "0.256"]]
+    for row in rows:
+        assert 1 <= int(row[4]) <= 1000 and 0 <= float(row[5]) <= 6.91 and "% (triple " in row[6]
+    assert (tmp_path / "runs" / "pac2-s0" / "generator").is_dir()

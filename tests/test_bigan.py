@@ -23,9 +23,11 @@ RING_TINY = ["train.kimg=0.256", "train.tick_kimg=0.128", "train.batch=32", "mod
 
 @pytest.mark.parametrize("arch", MODELS.names())
 def test_every_family_has_an_encoder_with_the_contract(arch):
-    kind = MODELS.get(arch).kind
+    fam = MODELS.get(arch)
+    kind = fam.kind
     shape = (1, 16, 16) if kind == "image" else (5,)
-    m = ModelConfig(arch=arch, z_dim=6, g_width=8, d_width=8, depth=2, encoder=True)
+    m = ModelConfig(arch=arch, z_dim=6, g_width=8, d_width=8, depth=2, encoder=True, g_norm=fam.g_norms[0],
+                    d_norm=fam.d_norms[0])
     G, D = build_models(m, shape, kind)
     z = sample_prior(4, 6, "normal", torch.Generator().manual_seed(0))
     x = G(z)

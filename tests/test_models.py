@@ -20,8 +20,9 @@ def _families(kind):
 @pytest.mark.parametrize("prior", ["normal", "uniform"])
 @pytest.mark.parametrize("pack_m", [1, 2])
 def test_image_models_shapes(arch, shape, prior, pack_m):
-    m = ModelConfig(arch=arch, z_dim=16, prior=prior, g_width=8, d_width=8, pack=pack_m, d_norm="spectral"
-                    if arch == "resnet" else "batch")
+    fam = MODELS.get(arch)
+    m = ModelConfig(arch=arch, z_dim=16, prior=prior, g_width=8, d_width=8, pack=pack_m, g_norm=fam.g_norms[0],
+                    d_norm="batch" if "batch" in fam.d_norms else fam.d_norms[-1])
     G, D = build_models(m, shape, "image")
     z = sample_prior(4, 16, prior, torch.Generator().manual_seed(0))
     x = G(z)
@@ -71,3 +72,62 @@ def test_wrong_kind_is_a_clear_error():
 def test_unsupported_resolution_is_a_clear_error():
     with pytest.raises(GanforgeError, match="data.resolution"):
         build_models(ModelConfig(arch="dcgan"), (1, 7, 7), "image")
+
+
+
+CONTRACT_SHAPES = [(3, 16, 16), (1, 32, 32), (3, 64, 64), (3, 128, 128), (1, 256, 256), (3, 32, 64)]
+
+
+@pytest.mark.parametrize("arch", _families("image"))
+@pytest.mark.parametrize("shape", CONTRACT_SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("conditional", [False, True])
+def test_every_image_family_16_to_256_conditional_or_not(arch, shape, conditional):
+    """Forward and backward of G and D (and the projection head) at every size the families promise."""
+    fam = MODELS.get(arch)
+    big = shape[1] >= 128
+    m = ModelConfig(arch=arch, z_dim=8, g_width=4 if big else 8, d_width=4 if big else 8, g_norm=fam.g_norms[-1],
+                    d_norm=fam.d_norms[0] if fam.d_norms[0] != "batch" else "none", conditional=conditional,
+                    mbstd=2 if fam.mbstd else 0)
+    if arch == "r3gan" and big:
+        m.options = {"width_max": 32, "blocks": 1}
+    G, D = build_models(m, shape, "image", n_classes=5 if conditional else 0)
+    z = torch.randn(2, 8)
+    c = torch.tensor([0, 4]) if conditional else None
+    x = G(z, c) if conditional else G(z)
+    assert x.shape == (2, *shape) and x.abs().max() <= 1
+    logits = D(x, c) if conditional else D(x)
+    assert logits.shape == (2,) and torch.isfinite(logits).all()
+    logits.sum().backward()
+    assert all(p.grad is not None for p in G.parameters() if p.requires_grad)
+    # the projection head makes the class matter
+    if conditional:
+        D.embed.weight.data.normal_()
+        assert not torch.allclose(D(x.detach(), c), D(x.detach(), c.flip(0)))
+
+
+def test_minibatch_std_sees_variety():
+    from ganforge.models.layers import MinibatchStd
+
+    layer = MinibatchStd(4)
+    same = layer(torch.ones(8, 3, 4, 4))
+    varied = layer(torch.randn(8, 3, 4, 4))
+    assert same.shape == (8, 4, 4, 4) and same[:, 3].abs().max() < 1e-3  # a collapsed batch: ~0
+    assert varied[:, 3].min() > 0.3                                       # a varied one: ~1
+    assert MinibatchStd(4)(torch.randn(6, 5)).shape == (6, 6)              # 6 % 4: groups of 3; vectors too
+
+
+def test_r3gan_starts_as_its_plain_path():
+    """Fix-up: every residual branch's last conv starts at zero, so a block is the identity at initialisation."""
+    from ganforge.models.r3gan import Block
+
+    b = Block(16, 2, 8, 0.5)
+    x = torch.randn(2, 16, 8, 8)
+    assert torch.equal(b(x), x)
+    assert b.c2.groups == 4  # 32 channels in the bottleneck, 8 per group
+
+
+def test_families_refuse_what_they_do_not_implement():
+    with pytest.raises(GanforgeError, match="does not implement 'batch'"):
+        build_models(ModelConfig(arch="r3gan", g_norm="batch"), (3, 16, 16), "image")
+    with pytest.raises(GanforgeError, match="needs a dataset with class labels"):
+        build_models(ModelConfig(arch="dcgan", conditional=True), (1, 16, 16), "image", n_classes=0)

@@ -121,11 +121,12 @@ def test_cli_report_is_self_contained_html_with_decodable_images(run):
     assert f"wrote {out}" in r.stdout
     c, images = check_html(out)
     classes = _classes(c)
-    # losses, D(x)/D(G(z)), throughput (noise is off in this run, so no noise plot), and the 3 tick grids
-    assert classes.count("plot") == 3 and classes.count("sample") == 3, classes
+    # losses, D(x)/D(G(z)), throughput (noise is off in this run, so no noise plot), the digits preset's R1
+    # norm under "Other statistics", and the 3 tick grids
+    assert classes.count("plot") == 4 and classes.count("sample") == 3, classes
     text = " ".join(c.text)
     assert f"ganforge report: {run.name}" in text
-    assert [a["alt"] for a in c.imgs if a["class"] == "plot"] == ["Losses", "D(x), D(G(z))", "Throughput"]
+    assert [a["alt"] for a in c.imgs if a["class"] == "plot"] == ["Losses", "D(x), D(G(z))", "Throughput", "r1"]
     for key in ("nonsaturating", "dcgan", "tick 3", "0.38 kimg", "ema_kimg", "Instance noise: off"):
         assert key in text, key
     # the plots are real pictures, not blank canvases

@@ -2,8 +2,9 @@
 
 Each test names the section of docs/theory.md it backs. Densities live on a fine 1-D grid and integrals
 are Riemann sums in float64, so identities hold to ~1e-9; discrete distributions are used where an
-optimiser runs. The sections on R1, the moving average, spectral normalisation and the metrics call
-ganforge's public functions (`ganforge.losses.penalties.r1_penalty`, `ganforge.training.ema.ema_beta`,
+optimiser runs. The sections on R1 and R2, the relativistic losses, the γ schedule, the moving average, spectral
+normalisation and the metrics call ganforge's public functions (`ganforge.losses.LOSSES`,
+`ganforge.losses.penalties.r1_penalty`, `ganforge.schedules.gamma_multiplier`, `ganforge.training.ema.ema_beta`,
 `ganforge.metrics.fid`, `.kid`, `.isc`) or torch's `spectral_norm`; precision/recall, density/coverage and
 mode counts are checked on the page's own definitions, written out in numpy. numpy and torch only; the whole
 file takes a few seconds at most, imports included.
@@ -431,21 +432,27 @@ def test_least_squares_0_1_1_integrand_derivatives():
 # theory.md "R1 gradient penalty" and "Exponential moving average of the generator", on the Dirac-GAN of
 # Mescheder et al. (2018): data at 0, a generator that is a point mass at theta, a linear discriminator
 # l(x) = psi·x, and V = log σ(l(0)) + log(1 − σ(l(theta))). D ascends V − (γ/2)·psi² (R1: the gradient of l at the
-# real point is psi), G descends V. The equilibrium is theta = psi = 0.
+# real point is psi), G descends V. The equilibrium is theta = psi = 0. With relativistic=True the same example under
+# RpGAN ("Zero-centred penalties on both sides"): D's loss softplus(psi·theta) is −V up to log 2, and G minimises
+# softplus(−psi·theta); r2 adds R2, (r2/2)·psi² (the gradient of l at the generated point is psi too).
 
 
-def _dirac_gan(gamma: float, alternating: bool, steps: int = 3000, h: float = 0.1, beta: float | None = None):
+def _dirac_gan(gamma: float, alternating: bool, steps: int = 3000, h: float = 0.1, beta: float | None = None,
+               r2: float = 0.0, relativistic: bool = False, start: tuple[float, float] = (1.0, 1.0)):
     """Returns (final distance to the equilibrium, smallest distance over the last 500 steps, EMA of theta)."""
-    theta, psi, theta_ema, last = 1.0, 1.0, 1.0, []
+    (theta, psi), last = start, []
+    theta_ema = theta
     for _ in range(steps):
         s = 1 / (1 + math.exp(-psi * theta))
-        d_psi = -s * theta - gamma * psi                      # dV/dpsi − gamma·psi
+        d_psi = -s * theta - (gamma + r2) * psi               # dV/dpsi − (gamma + r2)·psi
         if alternating:
             psi = psi + h * d_psi
             s = 1 / (1 + math.exp(-psi * theta))
-            theta = theta + h * s * psi                       # dV/dtheta = −σ(psi·theta)·psi; G descends
+            # minimax: dV/dtheta = −σ(psi·theta)·psi, G descends V;
+            # RpGAN: d/dtheta softplus(−psi·theta) = −σ(−psi·theta)·psi, G descends it
+            theta = theta + h * ((1 - s) if relativistic else s) * psi
         else:
-            psi, theta = psi + h * d_psi, theta + h * s * psi
+            psi, theta = psi + h * d_psi, theta + h * ((1 - s) if relativistic else s) * psi
         if beta is not None:
             theta_ema = beta * theta_ema + (1 - beta) * theta
         last = (last + [math.hypot(theta, psi)])[-500:]
@@ -491,6 +498,352 @@ def test_ema_of_an_orbiting_generator_sits_near_the_equilibrium():
     dist, closest, theta_ema = _dirac_gan(gamma=0.0, alternating=True, steps=5000, beta=beta)
     assert closest > 1.0                                      # G itself keeps circling at radius > 1
     assert abs(theta_ema) < 0.1                               # its average is within 0.1 of the equilibrium
+
+
+# ---------------------------------------------------------------------------------------------------
+# theory.md "The relativistic game: RpGAN and RaGAN". ganforge's losses are called through the registry;
+# `relativistic-average` is checked against the page's formulas once it is registered.
+
+F64 = torch.float64
+
+
+def _softplus(t):
+    return torch.nn.functional.softplus(t)
+
+
+def _relativistic_losses() -> list[str]:
+    from ganforge.losses import LOSSES
+
+    return [name for name in ("relativistic", "relativistic-average") if name in LOSSES]
+
+
+def _ragan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The page's RaGAN loss for the side whose logits a should exceed the mean of b's: D is (real, fake), G swaps."""
+    return _softplus(-(a - b.mean())).mean() + _softplus(b - a.mean()).mean()
+
+
+def test_rpgan_pairs_real_and_fake_by_index():
+    from ganforge.losses import LOSSES
+
+    L = LOSSES.get("relativistic")
+    real = torch.tensor([0.0, 10.0], dtype=F64)
+    fake = torch.tensor([10.0, 0.0], dtype=F64)
+    paired = _softplus(fake - real).mean()                    # the pairs (0, 10) and (10, 0)
+    torch.testing.assert_close(L.d(real, fake, 0.0), paired, rtol=1e-12, atol=0)
+    torch.testing.assert_close(L.g(real, fake), _softplus(real - fake).mean(), rtol=1e-12, atol=0)
+    every_pair = _softplus(fake[None, :] - real[:, None]).mean()
+    assert abs(float(paired - every_pair)) > 1.0              # pairing by index is not comparing all pairs
+
+
+def test_ragan_matches_the_formulas_on_the_page():
+    from ganforge.losses import LOSSES
+
+    if "relativistic-average" not in LOSSES:
+        pytest.skip("loss 'relativistic-average' is not registered yet (RaGAN is being added to ganforge.losses)")
+    L = LOSSES.get("relativistic-average")
+    g = torch.Generator().manual_seed(3)
+    real, fake = 2 * torch.randn(9, generator=g, dtype=F64) + 1, 3 * torch.randn(9, generator=g, dtype=F64)
+    # L_D = E_x f(−(l(x) − E l(G(z)))) + E_z f(l(G(z)) − E l(x));  L_G: real and fake swapped
+    torch.testing.assert_close(L.d(real, fake, 0.0), _ragan(real, fake), rtol=1e-12, atol=0)
+    torch.testing.assert_close(L.g(real, fake), _ragan(fake, real), rtol=1e-12, atol=0)
+    assert not L.probability and not L.smoothing and L.g_uses_real
+
+
+def test_relativistic_losses_depend_only_on_logit_differences():
+    from ganforge.losses import LOSSES
+    from ganforge.losses.penalties import r1_penalty
+
+    g = torch.Generator().manual_seed(0)
+    real, fake = 3 * torch.randn(16, generator=g, dtype=F64), 3 * torch.randn(16, generator=g, dtype=F64) - 1
+    for name in _relativistic_losses():
+        L = LOSSES.get(name)
+        assert not L.probability                              # σ(l) alone is not a probability for these losses
+        assert not L.smoothing and L.g_uses_real              # no labels to smooth; G's step needs D(real)
+        for c in (-50.0, -1.5, 0.3, 7.0, 1e3):                # l -> l + c on real and fake alike changes nothing
+            torch.testing.assert_close(L.d(real + c, fake + c, 0.0), L.d(real, fake, 0.0), rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(L.g(real + c, fake + c), L.g(real, fake), rtol=1e-12, atol=1e-12)
+        r, f = real.clone().requires_grad_(True), fake.clone().requires_grad_(True)
+        for loss in (L.d(r, f, 0.0), L.g(r, f)):              # d/dc at c = 0: the logit gradients sum to zero
+            gr, gf = torch.autograd.grad(loss, (r, f))
+            assert abs(float(gr.sum() + gf.sum())) < 1e-15
+            assert float(gr.abs().sum()) > 1e-2
+    ns = LOSSES.get("nonsaturating")                          # the standard loss does see the level
+    assert abs(float(ns.d(real + 1, fake + 1, 0.0) - ns.d(real, fake, 0.0))) > 0.1
+    w = torch.tensor([0.6, -0.8, 2.0], dtype=F64)             # and the penalties do not: they see ∇_x l only
+    x = torch.randn(5, 3, generator=g, dtype=F64).requires_grad_(True)
+    assert r1_penalty(x @ w + 4.0, x).item() == pytest.approx(r1_penalty(x @ w, x).item(), rel=1e-14)
+
+
+def test_relativistic_losses_at_p_g_equals_p_data_are_minimised_by_a_constant_logit():
+    """With x and y drawn from the same distribution, RpGAN's L_D = ½ E[f(Δ) + f(−Δ)] ≥ log 2 and RaGAN's L_D ≥ 2 log 2
+    (Jensen), with equality exactly for a constant logit; G's loss is then the same value."""
+    from ganforge.losses import LOSSES
+
+    t = np.linspace(-30, 30, 6001)
+    pair_sum = np.logaddexp(0, t) + np.logaddexp(0, -t)                 # f(t) + f(−t)
+    np.testing.assert_allclose(pair_sum, np.log(2 + np.exp(t) + np.exp(-t)), rtol=1e-13)
+    assert pair_sum.min() == pytest.approx(LOG4, abs=1e-15) and np.all(pair_sum[t != 0] > LOG4)   # min at t = 0 only
+    n = 12                                                    # p_data = p_g = uniform on n points, logits l
+    g = torch.Generator().manual_seed(1)
+    for name in _relativistic_losses():
+        L = LOSSES.get(name)
+        floor = LOG2 if name == "relativistic" else 2 * LOG2
+
+        def pair(l):
+            # RpGAN: every (x, y) pair once, so the minibatch mean is the expectation; RaGAN: the means over one
+            # batch are the expectations, so the same n logits stand for both distributions
+            return (l.repeat_interleave(n), l.repeat(n)) if name == "relativistic" else (l, l)
+
+        for c in (-4.0, 0.0, 2.5):
+            const = torch.full((n,), c, dtype=F64)
+            assert float(L.d(*pair(const), 0.0)) == pytest.approx(floor, abs=1e-12)
+            assert float(L.g(*pair(const))) == pytest.approx(floor, abs=1e-12)
+        for scale in (0.01, 0.3, 1.0, 5.0):
+            l = scale * torch.randn(n, generator=g, dtype=F64)
+            assert float(L.d(*pair(l), 0.0)) > floor + 1e-6
+
+
+def _rpgan_value(l: dict, reals: list, fakes: list) -> float:
+    """(1/n) Σ_i log σ(l(x_i) − l(y_i)): minus RpGAN's L_D, the i-th generated point against the i-th real one."""
+    return sum(math.log(1 / (1 + math.exp(-(l[x] - l[y])))) for x, y in zip(reals, fakes)) / len(reals)
+
+
+def _rpgan_every_pair_value(l: dict, reals: list, fakes: list) -> float:
+    return sum(_rpgan_value(l, [x], [y]) for x in reals for y in fakes) / (len(reals) * len(fakes))
+
+
+def _separable_value(reals: list, fakes: list) -> float:
+    """max_D (1/n) Σ log D(x_i) + (1/n) Σ log(1 − D(y_i)), D free on the points: D* = a/(a + b) at each point."""
+    n, v = len(reals), 0.0
+    for p in set(reals) | set(fakes):
+        a, b = reals.count(p) / n, fakes.count(p) / n
+        v += (a * math.log(a / (a + b)) if a else 0.0) + (b * math.log(b / (a + b)) if b else 0.0)
+    return v
+
+
+def test_two_point_landscape_separable_game_has_a_barrier_and_rpgan_does_not():
+    reals = ["x1", "x2"]
+    dropped, on_the_way, covered = ["x1", "x1"], ["x1", "p"], ["x1", "x2"]
+    # the separable game (JS-GAN): the generator must climb to leave the dropped mode
+    sep = [_separable_value(reals, f) for f in (dropped, on_the_way, covered)]
+    assert sep[0] == pytest.approx(LOG2 - 1.5 * math.log(3), abs=1e-15)               # −0.955
+    assert sep[1] == pytest.approx(-LOG2, abs=1e-15)                                  # −0.693
+    assert sep[2] == pytest.approx(-LOG4, abs=1e-15)                                  # −1.386
+    assert sep[1] > sep[0] > sep[2]
+    d = np.linspace(1e-6, 1 - 1e-6, 200_001)                  # D*(x_1) with both generated points on x_1: 1/3
+    assert d[np.argmax(0.5 * np.log(d) + np.log1p(-d))] == pytest.approx(1 / 3, abs=1e-5)
+    assert round(sep[0], 3) == -0.955 and round(sep[1], 3) == -0.693 and round(sep[2], 3) == -1.386
+    # RpGAN: a pair with y_i = x_i gives log σ(0) whatever l is; any other pair can be won outright (l gap of 100)
+    win = {"x1": 0.0, "x2": 50.0, "p": -50.0}
+    rp = [_rpgan_value(win, reals, f) for f in (dropped, on_the_way, covered)]
+    assert rp[0] == pytest.approx(-0.5 * LOG2, abs=1e-15)                             # −0.347
+    assert rp[1] == pytest.approx(-0.5 * LOG2, abs=1e-15)                             # no climb on the way
+    assert rp[2] == pytest.approx(-LOG2, abs=1e-15)                                   # −0.693
+    assert round(rp[0], 3) == -0.347 and round(rp[2], 3) == -0.693
+    rng = np.random.default_rng(0)                            # ... and no discriminator does better than that
+    for _ in range(2000):
+        l = dict(zip(["x1", "x2", "p"], rng.normal(0, 20, size=3)))
+        for f, best in zip((dropped, on_the_way, covered), rp):
+            assert _rpgan_value(l, reals, f) <= best + 1e-12
+    # comparing every generated point with every real one instead: a barrier again (−¼ log 2 on the way)
+    every = [_rpgan_every_pair_value(win, reals, f) for f in (dropped, on_the_way)]
+    assert every[0] == pytest.approx(-0.5 * LOG2, abs=1e-15)
+    assert every[1] == pytest.approx(-0.25 * LOG2, abs=1e-15)
+    for _ in range(2000):
+        l = dict(zip(["x1", "x2", "p"], rng.normal(0, 20, size=3)))
+        assert _rpgan_every_pair_value(l, reals, on_the_way) <= every[1] + 1e-12
+    cover_every = {"x1": 0.0, "x2": 0.0, "p": 0.0}            # covered, every pair: at best −log 2 (a constant l)
+    assert _rpgan_every_pair_value(cover_every, reals, covered) == pytest.approx(-LOG2, abs=1e-15)
+
+
+# ---------------------------------------------------------------------------------------------------
+# theory.md "Zero-centred penalties on both sides: R1 and R2", on the Dirac-GAN under RpGAN (helper above)
+
+
+def _dirac_rpgan_field(v: torch.Tensor, gamma_total: float) -> torch.Tensor:
+    """(θ', ψ') = (−∂L_G/∂θ, −∂L_D/∂ψ) with L_D = f(ψθ) + (γ₁ + γ₂)/2·ψ², L_G = f(−ψθ)."""
+    theta, psi = v[0], v[1]
+    return torch.stack([torch.sigmoid(-psi * theta) * psi, -torch.sigmoid(psi * theta) * theta - gamma_total * psi])
+
+
+def test_dirac_rpgan_gradients_are_ganforge_s_losses_and_penalties():
+    from ganforge.losses import LOSSES
+    from ganforge.losses.penalties import r1_penalty
+
+    L = LOSSES.get("relativistic")
+    g1, g2 = 0.3, 0.7
+    for theta, psi in [(1.0, 1.0), (-0.7, 2.0), (0.3, -1.2)]:
+        ps = torch.tensor(psi, dtype=F64, requires_grad=True)
+        x_real = torch.zeros(1, 1, dtype=F64, requires_grad=True)
+        x_fake = torch.full((1, 1), theta, dtype=F64, requires_grad=True)
+        real_logits, fake_logits = ps * x_real[:, 0], ps * x_fake[:, 0]
+        loss_d = (L.d(real_logits, fake_logits, 0.0) + 0.5 * g1 * r1_penalty(real_logits, x_real)
+                  + 0.5 * g2 * r1_penalty(fake_logits, x_fake))
+        (d_psi,) = torch.autograd.grad(loss_d, ps)
+        s = 1 / (1 + math.exp(-psi * theta))
+        assert float(d_psi) == pytest.approx(s * theta + (g1 + g2) * psi, rel=1e-6)   # r1_penalty: float32
+        th = torch.tensor(theta, dtype=F64, requires_grad=True)
+        (d_theta,) = torch.autograd.grad(L.g(torch.zeros(1, dtype=F64), psi * th.reshape(1)), th)
+        assert float(d_theta) == pytest.approx(-(1 - s) * psi, rel=1e-12)
+        field = _dirac_rpgan_field(torch.tensor([theta, psi], dtype=F64), g1 + g2)
+        torch.testing.assert_close(field, torch.stack([-d_theta, -d_psi]), rtol=1e-6, atol=1e-12)
+
+
+def test_dirac_rpgan_jacobian_eigenvalues_and_step_sizes():
+    origin = torch.zeros(2, dtype=F64)
+    j = torch.autograd.functional.jacobian(lambda v: _dirac_rpgan_field(v, 0.0), origin)
+    torch.testing.assert_close(j, torch.tensor([[0.0, 0.5], [-0.5, 0.0]], dtype=F64))
+    lam = torch.linalg.eigvals(j)
+    torch.testing.assert_close(lam.real, torch.zeros(2, dtype=F64), atol=1e-15, rtol=0)
+    torch.testing.assert_close(lam.imag.abs(), torch.full((2,), 0.5, dtype=F64))             # ±i/2
+    for h in (0.01, 0.1, 1.0):                                # no step size converges: |1 + hλ|² = 1 + h²/4
+        radius = torch.linalg.eigvals(torch.eye(2, dtype=F64) + h * j).abs().max()
+        assert float(radius) ** 2 == pytest.approx(1 + h * h / 4, rel=1e-12)
+    gamma = 0.1                                               # R1 and R2, γ each: λ = −γ ± i·sqrt(¼ − γ²)
+    j = torch.autograd.functional.jacobian(lambda v: _dirac_rpgan_field(v, 2 * gamma), origin)
+    lam = torch.linalg.eigvals(j)
+    torch.testing.assert_close(lam.real, torch.full((2,), -gamma, dtype=F64))
+    torch.testing.assert_close(lam.imag.abs(), torch.full((2,), math.sqrt(0.25 - gamma ** 2), dtype=F64))
+    for h in (0.1, 0.5, 0.79, 0.81, 1.0):                     # |1 + hλ|² = 1 − 2hγ + h²/4: below 1 iff h < 8γ
+        radius = float(torch.linalg.eigvals(torch.eye(2, dtype=F64) + h * j).abs().max())
+        assert radius ** 2 == pytest.approx(1 - 2 * h * gamma + h * h / 4, rel=1e-12)
+        assert (radius < 1) == (h < 8 * gamma)
+
+
+def test_dirac_rpgan_energy_decays_at_fourth_order_in_continuous_time():
+    """d/dt (θ² + ψ²) = 2θψ·(σ(−θψ) − σ(θψ)) = −2θψ·tanh(θψ/2) ≤ 0 without penalties."""
+    g = torch.Generator().manual_seed(2)
+    for v in 2 * torch.randn(20, 2, generator=g, dtype=F64):
+        dv = _dirac_rpgan_field(v, 0.0)
+        u = float(v[0] * v[1])
+        assert float(2 * (v * dv).sum()) == pytest.approx(-2 * u * math.tanh(u / 2), rel=1e-12, abs=1e-15)
+        assert float(2 * (v * dv).sum()) <= 0
+
+
+def test_dirac_rpgan_cycles_without_penalties_and_converges_with_r1_and_r2():
+    for start in [(0.01, 0.01), (3.0, 3.0)]:                  # distance 0.014 and 4.2 from the equilibrium
+        dist, closest, _ = _dirac_gan(0.0, alternating=False, relativistic=True, start=start, steps=20_000)
+        assert 0.44 < closest <= dist < 0.45                  # the same cycle, from inside and from outside
+    dist, _, _ = _dirac_gan(0.1, alternating=False, relativistic=True, r2=0.1)
+    assert dist < 1e-10                                       # R1 + R2, γ = 0.1 each, h = 0.1 < 8γ
+    assert _dirac_gan(0.2, alternating=False, relativistic=True)[0] == dist   # linear D: R1 alone, weight γ₁ + γ₂
+    # per step the distance shrinks by |1 + hλ| = sqrt(1 − 2hγ + h²/4) near the equilibrium
+    assert 0.5 < dist / (math.sqrt(2) * (1 - 0.02 + 0.0025) ** (3000 / 2)) < 2
+
+
+def test_r1_leaves_the_slope_at_a_distant_fake_free_and_r2_pulls_it_to_zero():
+    """l(x) = ψ₁·k(x) + ψ₂·k(x − θ), k(u) = u·exp(−u²/(2s²)): slope ψ₁ at the data (0) and ψ₂ at the generated point
+    (θ = 4), to within e^(−128). Gradient steps on R1 shrink ψ₁ only; R2 shrinks ψ₂, which is what drives G."""
+    from ganforge.losses import LOSSES
+    from ganforge.losses.penalties import r1_penalty
+
+    s, theta, gamma, h = 0.25, 4.0, 1.0, 0.1
+
+    def l(x, psi):
+        def k(u):
+            return u * torch.exp(-u * u / (2 * s * s))
+        return (psi[0] * k(x) + psi[1] * k(x - theta)).sum(1)
+
+    def penalties(psi):
+        x_real = torch.zeros(1, 1, dtype=F64, requires_grad=True)
+        x_fake = torch.full((1, 1), theta, dtype=F64, requires_grad=True)
+        return r1_penalty(l(x_real, psi), x_real), r1_penalty(l(x_fake, psi), x_fake)
+
+    def g_gradient(psi):                                      # ∂/∂θ of RpGAN's L_G = f(l(0) − l(θ)) at θ = 4
+        th = torch.full((1, 1), theta, dtype=F64, requires_grad=True)
+        (grad,) = torch.autograd.grad(LOSSES.get("relativistic").g(l(torch.zeros(1, 1, dtype=F64), psi).detach(),
+                                                                  l(th, psi.detach())), th)
+        return float(grad)
+
+    psi0 = torch.tensor([1.0, 1.0], dtype=F64)
+    r1, r2 = penalties(psi0)
+    assert r1.item() == pytest.approx(1.0, rel=1e-7) and r2.item() == pytest.approx(1.0, rel=1e-7)  # float32
+    assert g_gradient(psi0) == pytest.approx(-0.5, rel=1e-12)  # −σ(l(0) − l(θ))·ψ₂ with l(0) = l(θ) = 0
+    final = {}
+    for name, use in (("R1", (1, 0)), ("R2", (0, 1)), ("R1+R2", (1, 1))):
+        psi = psi0.clone()
+        for _ in range(100):                                  # D descends (γ/2)·(penalty); no adversarial term
+            p = psi.clone().requires_grad_(True)
+            r1, r2 = penalties(p)
+            (grad,) = torch.autograd.grad(0.5 * gamma * (use[0] * r1 + use[1] * r2), p)
+            psi = psi - h * grad
+        final[name] = psi
+    decay = (1 - h * gamma) ** 100                            # 0.9^100 ≈ 2.7e-5
+    # (r1_penalty works in float32; ψ₂ under R1 alone stays exactly 1: its gradient is below e^(−128))
+    torch.testing.assert_close(final["R1"], torch.tensor([decay, 1.0], dtype=F64), rtol=1e-6, atol=0)
+    torch.testing.assert_close(final["R2"], torch.tensor([1.0, decay], dtype=F64), rtol=1e-6, atol=0)
+    torch.testing.assert_close(final["R1+R2"], torch.tensor([decay, decay], dtype=F64), rtol=1e-6, atol=0)
+    assert float(final["R1"][1]) == 1.0 and float(final["R2"][0]) == 1.0
+    assert g_gradient(final["R1"]) == pytest.approx(-0.5, rel=1e-12)       # R1 alone: G's push unchanged
+    assert g_gradient(final["R2"]) == pytest.approx(-0.5 * decay, rel=1e-6)  # R2: shrunk by the same factor
+
+
+# ---------------------------------------------------------------------------------------------------
+# theory.md "Lazy regularisation": a fixed quadratic L(w) = ½ (w − a)ᵀA(w − a), penalty R(w) = ½ wᵀBw
+
+_QA = np.array([[2.0, 0.5], [0.5, 1.0]])
+_QB = np.array([[1.5, 0.0], [0.0, 0.5]])
+_Qa = np.array([1.0, -2.0])
+
+
+def _lazy_gradient(w: np.ndarray, k: int, n: int, phase: int = 0) -> np.ndarray:
+    """Step k's gradient: the penalty only on every n-th step (k ≡ phase mod n), with weight n."""
+    return _QA @ (w - _Qa) + (n if k % n == phase else 0) * (_QB @ w)
+
+
+def test_lazy_regularisation_has_the_regular_gradient_over_a_window_and_in_expectation():
+    rng = np.random.default_rng(0)
+    for n in (1, 4, 16):
+        for w in rng.normal(size=(5, 2)):
+            regular = _QA @ (w - _Qa) + _QB @ w
+            window = sum(_lazy_gradient(w, k, n) for k in range(n))                       # parameters held fixed
+            np.testing.assert_allclose(window, n * regular, rtol=1e-12)
+            for k in range(n):                                                            # average over the phase
+                mean = sum(_lazy_gradient(w, k, n, phase) for phase in range(n)) / n
+                np.testing.assert_allclose(mean, regular, rtol=1e-12, atol=1e-15)
+
+
+def test_lazy_regularisation_is_off_by_an_amount_proportional_to_the_step_size():
+    """Gradient descent: the regular iteration converges to w* = (A + B)⁻¹Aa exactly; the lazy one (N = 4) ends on a
+    4-cycle whose mean is off w* by an amount proportional to h."""
+    w_star = np.linalg.solve(_QA + _QB, _QA @ _Qa)
+
+    def run(h: float, n: int, steps: int = 4000) -> np.ndarray:
+        w, path = np.zeros(2), []
+        for k in range(steps):
+            w = w - h * _lazy_gradient(w, k, n)
+            path.append(w)
+        return np.array(path)
+
+    errors = []
+    for h in (0.1, 0.05, 0.025):
+        assert np.linalg.norm(run(h, 1)[-1] - w_star) < 1e-12
+        lazy = run(h, 4)
+        np.testing.assert_allclose(lazy[-1], lazy[-5], atol=1e-12)                      # a 4-cycle
+        errors.append(np.linalg.norm(lazy[-4:].mean(0) - w_star))
+    assert 1.8 < errors[0] / errors[1] < 2.3 and 1.8 < errors[1] / errors[2] < 2.3     # halving h halves it
+    assert errors[-1] < 0.02
+
+
+# ---------------------------------------------------------------------------------------------------
+# theory.md "Annealing the penalty weight"
+
+
+def test_cosine_gamma_schedule_reproduces_r3gan_cifar10():
+    """R3GAN's CIFAR-10 script: γ from 0.05 to 0.005 along half a cosine over 2·10⁷ images, then constant.
+    ganforge: loss.gamma_schedule=cosine, r1_gamma = r2_gamma = 0.05, gamma_final = 0.1, gamma_kimg = 20000."""
+    try:
+        from ganforge.schedules import gamma_multiplier
+    except ImportError:
+        pytest.skip("ganforge.schedules.gamma_multiplier (loss.gamma_schedule) is not available yet")
+    base, final, total = 0.05, 0.005, 2e7
+    for nimg in np.linspace(0, 3e7, 61):
+        t = min(nimg / total, 1.0)
+        r3gan = base + (1 - 0.5 * (1 + math.cos(math.pi * t))) * (final - base)
+        assert base * gamma_multiplier("cosine", 20_000, 0.1, int(nimg)) == pytest.approx(r3gan, rel=1e-12)
+    assert base * gamma_multiplier("cosine", 20_000, 0.1, 10**9) == pytest.approx(final, rel=1e-12)   # 10x lower
+    assert gamma_multiplier("linear", 100, 0.1, 50_000) == pytest.approx(0.55, rel=1e-12)   # 1 + (0.1 − 1)·½
+    assert gamma_multiplier("constant", 0, 0.1, 10**9) == 1.0
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -192,3 +192,15 @@ def test_host_resident_data_resumes_exactly(tmp_path):
     assert "gen" in a["data"]
     for k in a["G_ema"]:
         assert torch.equal(a["G_ema"][k], b["G_ema"][k]), k
+
+
+def test_resume_with_lazy_r1_r2_and_a_gamma_schedule_is_exact(tmp_path):
+    extra = ["loss.name=relativistic", "loss.r1_gamma=1.0", "loss.r2_gamma=1.0", "loss.reg_interval=3",
+             "loss.gamma_schedule=linear", "loss.gamma_kimg=0.3", "train.tick_kimg=0.112", "train.batch=16"]
+    full = _train(tmp_path / "f", *extra, kimg=0.224)
+    half = _train(tmp_path / "h", *extra, kimg=0.112)  # 7 steps: the lazy interval (3) straddles the resume
+    ganforge.train(resume=half, overrides=["train.kimg=0.224"], progress=False)
+    a, b = (load_checkpoint(list_checkpoints(r)[-1]) for r in (full, half))
+    for name in ("G_ema", "G", "D"):
+        for k in a[name]:
+            assert torch.equal(a[name][k], b[name][k]), (name, k)

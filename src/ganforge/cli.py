@@ -28,15 +28,34 @@ def _train(a: argparse.Namespace) -> None:
 
 
 def _sample(a: argparse.Namespace) -> None:
+    import numpy as np
+
     from .sampling import check_output, load, save_samples
 
     if a.n <= 0:
         raise GanforgeError(f"--n must be positive, got {a.n}")
     check_output(a.out, a.overwrite)  # before the work, so that a refused name costs nothing
     g = load(a.run_dir, device=a.device)
-    x = g.sample(a.n, seed=a.seed, truncation=a.truncation)
-    out = save_samples(x, g.kind, a.out, overwrite=a.overwrite)
-    print(f"wrote {a.n} samples to {out}")
+    labels, cols = None, None
+    if a.cls is not None:
+        if not g.conditional:
+            raise GanforgeError("--class: this generator is not class-conditional (trained with "
+                                "model.conditional=false)")
+        if a.cls == "all":  # a row per class: n samples of each
+            labels, cols = np.repeat(np.arange(g.n_classes), a.n), a.n
+        else:
+            names = g.meta["data"].get("class_names") or []
+            k = names.index(a.cls) if a.cls in names else int(a.cls) if a.cls.lstrip("-").isdigit() else None
+            if k is None:
+                raise GanforgeError(f"--class {a.cls!r}: give a class number 0..{g.n_classes - 1}, a class name "
+                                    f"({', '.join(map(str, names[:10]))}{', ...' if len(names) > 10 else ''}) or all")
+            labels = np.full(a.n, k)
+    n = len(labels) if labels is not None else a.n
+    x = g.sample(n, seed=a.seed, truncation=a.truncation, labels=labels)
+    if g.conditional and labels is None:
+        labels = g.labels_for(n, None, a.seed).numpy()
+    out = save_samples(x, g.kind, a.out, overwrite=a.overwrite, labels=labels, cols=cols)
+    print(f"wrote {n} samples to {out}")
 
 
 def _project(a: argparse.Namespace) -> None:
@@ -159,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--truncation", type=float, default=None,
                    help="draw latents closer to the prior's centre: > 0 (normal prior), in (0, 1] (uniform)")
+    s.add_argument("--class", dest="cls", metavar="K|NAME|all",
+                   help="a class-conditional generator: samples of class K (a number or a class name), or `all` "
+                        "for --n samples of every class (a row per class in a .png grid)")
     s.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     s.add_argument("--device", default="cpu")
     s.set_defaults(fn=_sample)

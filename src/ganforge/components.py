@@ -101,6 +101,13 @@ def _check_combinations(cfg: Config) -> None:
     m, lo, t, o = cfg.model, cfg.loss, cfg.train, cfg.optim
     loss = losses.LOSSES.get(lo.name)
     models.check_family(m)
+    for name in t.metrics:
+        if metrics.METRICS.get(name).needs_labels and not m.conditional:
+            raise GanforgeError(f"train.metrics: {name!r} scores a class-conditional generator (the classes its "
+                                "samples were asked for); set model.conditional=true or leave it out")
+    if m.conditional and (m.encoder or m.pack != 1):
+        raise GanforgeError(f"model.conditional: not defined together with {'model.encoder' if m.encoder else 'model.pack > 1'}"
+                            " (whose pairs or packs would need a class each); set one of them off")
     if m.encoder:
         if loss.e is None:
             raise GanforgeError(f"model.encoder: the loss {lo.name!r} defines no encoder loss "
@@ -121,6 +128,9 @@ def _check_combinations(cfg: Config) -> None:
     if schedules.LR_SCHEDULES.get(o.lr_schedule).windowed and o.lr_kimg <= 0:
         raise GanforgeError(f"optim.lr_kimg: set the kimg over which the {o.lr_schedule} learning-rate "
                             "decay runs, e.g. --set optim.lr_kimg=500")
+    if schedules.LR_SCHEDULES.get(lo.gamma_schedule).windowed and lo.gamma_kimg <= 0:
+        raise GanforgeError(f"loss.gamma_kimg: set the kimg over which the {lo.gamma_schedule} decay of the R1/R2 "
+                            "weights runs, e.g. --set loss.gamma_kimg=500")
 
 
 def from_artefact(d: dict, where: str) -> Config:

@@ -65,6 +65,9 @@ class ModelConfig:
     d_norm: Literal["batch", "none", "spectral"] = "none"  # discriminator normalisation
     pack: int = 1                 # PacGAN packing degree m: D judges m samples at once (Lin et al. 2018)
     encoder: bool = False         # BiGAN / ALI: also train an encoder E: x -> z; D judges pairs (x, E(x)) vs (G(z), z)
+    conditional: bool = False     # class-conditional: G(z, class) with a class embedding, D with a projection head
+                                  # (Miyato & Koyama 2018); needs a labelled dataset
+    mbstd: int = 0                # minibatch standard deviation in D over groups of this size (StyleGAN: 4); 0 = off
     options: dict[str, Any] = _options("arch")
 
 
@@ -74,6 +77,11 @@ class LossConfig:
     label_smoothing: float = 0.0  # one-sided: real targets become 1 - s (Salimans et al. 2016)
     gp_weight: float = -1.0       # gradient-penalty weight lambda; -1 = the loss's default (10 for wasserstein, else 0)
     r1_gamma: float = 0.0         # R1 penalty gamma/2 * E||grad D(x_real)||^2 (Mescheder et al. 2018); 0 = off
+    r2_gamma: float = 0.0         # R2 penalty gamma/2 * E||grad D(G(z))||^2, on generated data; 0 = off
+    reg_interval: int = 1         # lazy regularisation: R1/R2 every N D steps, weight x N (Karras et al. 2020)
+    gamma_schedule: str = _registry("lr_schedules", "constant")  # constant | linear | cosine: R1/R2 weights decay
+    gamma_kimg: float = 0.0       # kimg over which r1_gamma and r2_gamma decay to gamma_final x their value
+    gamma_final: float = 0.1      # final R1/R2 weight as a fraction of the initial one (R3GAN: 10x lower)
     options: dict[str, Any] = _options("name")
 
 
@@ -408,9 +416,10 @@ def check_values(cfg: Config) -> None:
             raise GanforgeError(f"{k}: must be > 0, got {v}")
     nonneg = {"train.ema_kimg": t.ema_kimg, "train.ema_rampup": t.ema_rampup, "train.noise_std": t.noise_std,
               "train.noise_kimg": t.noise_kimg, "loss.r1_gamma": cfg.loss.r1_gamma,
+              "loss.r2_gamma": cfg.loss.r2_gamma, "loss.gamma_kimg": cfg.loss.gamma_kimg,
               "train.keep_checkpoints": t.keep_checkpoints, "data.max_items": cfg.data.max_items,
               "data.resolution": cfg.data.resolution, "data.width": cfg.data.width, "optim.lr_kimg": o.lr_kimg,
-              "optim.weight_decay": o.weight_decay, "model.depth": m.depth}
+              "optim.weight_decay": o.weight_decay, "model.depth": m.depth, "model.mbstd": m.mbstd}
     for k, v in nonneg.items():
         if v < 0:
             raise GanforgeError(f"{k}: must be >= 0, got {v}")
@@ -422,6 +431,10 @@ def check_values(cfg: Config) -> None:
         raise GanforgeError(f"loss.label_smoothing: must be in [0, 0.5), got {cfg.loss.label_smoothing}")
     if not 0.0 <= o.lr_final <= 1.0:
         raise GanforgeError(f"optim.lr_final: must be in [0, 1], got {o.lr_final}")
+    if not 0.0 <= cfg.loss.gamma_final <= 1.0:
+        raise GanforgeError(f"loss.gamma_final: must be in [0, 1], got {cfg.loss.gamma_final}")
+    if cfg.loss.reg_interval < 1:
+        raise GanforgeError(f"loss.reg_interval: must be >= 1 (1 = every D step), got {cfg.loss.reg_interval}")
     if t.batch % m.pack:
         raise GanforgeError(f"train.batch ({t.batch}) must be a multiple of model.pack ({m.pack})")
     for k in ("g_betas", "d_betas"):

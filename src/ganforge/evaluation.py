@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -19,21 +20,36 @@ from .utils.files import append_jsonl, read_array
 from .utils.images import to_chw
 
 
-def default_metrics(data: Data) -> list[str]:
-    """A sensible set per dataset: PacGAN mode metrics for toy sets; domain metrics for labelled images, plus the
-    Inception metrics when the FID weights are available; Inception metrics otherwise."""
+def default_metrics(data: Data, conditional: bool = False) -> list[str]:
+    """A sensible set per dataset: PacGAN mode metrics for toy sets; domain metrics for labelled images (and the
+    class-conditional ones for a conditional generator), plus the Inception metrics when the FID weights are
+    available; Inception metrics otherwise."""
+    if data.info.get("metrics"):  # a dataset made for one benchmark says how it is measured
+        return list(data.info["metrics"])
     if data.kind == "vector":
         return ["toy"] if data.name in ("ring", "grid") else ["pr"]
     names = []
     if data.labels is not None:
-        names += ["domain_fd", "class_kl"]
+        names += ["domain_fd", "class_kl"] + (["class_acc", "class_fd"] if conditional else [])
     if weights_available() or data.labels is None:
         names += ["fid", "kid", "pr"]
     return [n for n in names if n in METRICS]
 
 
-def _fake_from_npz(path: Path) -> torch.Tensor:
-    """The samples in a .npz as `ganforge sample` writes it: `images` uint8 [N, H, W, C] or `samples` [N, D]."""
+def _fake_from_npz(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The samples in a .npz as `ganforge sample` writes it: `images` uint8 [N, H, W, C] or `samples` [N, D], and
+    their `labels` when a conditional generator wrote them."""
+    labels = None
+    try:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.ndarray):
+            with z:
+                if "labels" in z.files:
+                    lab = z["labels"]
+                    if lab.dtype.kind in "iu" and lab.ndim == 1:
+                        labels = torch.from_numpy(lab.astype(np.int64))
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+        pass  # read_array below says what is wrong
     try:
         key, x = read_array(path, ("images", "samples"), only_named=True)
     except GanforgeError as e:
@@ -44,14 +60,14 @@ def _fake_from_npz(path: Path) -> torch.Tensor:
     if key == "images" or (key is None and x.ndim == 4):
         if x.dtype != np.uint8 or x.ndim != 4:
             raise GanforgeError(f"{path}: 'images' must be uint8 [N, H, W, C], got {x.dtype} {list(x.shape)}")
-        return to_chw(torch.from_numpy(x)).contiguous()
+        return to_chw(torch.from_numpy(x)).contiguous(), labels
     if x.ndim != 2:
         raise GanforgeError(f"{path}: 'samples' must be [N, D], got shape {list(x.shape)}")
     with np.errstate(over="ignore"):
         out = torch.from_numpy(x.astype(np.float32))
     if not torch.isfinite(out).all():
         raise GanforgeError(f"{path}: 'samples' holds NaN or infinite values (or values too large for float32)")
-    return out
+    return out, labels
 
 
 def evaluate_target(target, metrics: list[str] | None = None, *, n: int | None = None, seed: int = 0,
@@ -85,17 +101,20 @@ def evaluate_target(target, metrics: list[str] | None = None, *, n: int | None =
     apply_overrides(cfg, data_overrides or [])
     validate(cfg)
     data = build_dataset(cfg.data)
-    names = metrics or default_metrics(data)
-    n_fake = n or (2500 if data.kind == "vector" else min(10000, len(data)))
+    names = metrics or default_metrics(data, conditional=g is not None and g.conditional)
+    n_fake = n or data.info.get("eval_n") or (2500 if data.kind == "vector" else min(10000, len(data)))
+    labels = None
     if g is not None:
-        fake = g.sample_tensor(n_fake, seed=seed)
+        labels = g.labels_for(n_fake, None, seed)
+        fake = g.sample_tensor(n_fake, seed=seed, labels=labels)
     else:
-        fake = _fake_from_npz(p)[:n_fake]
+        fake, labels = _fake_from_npz(p)
+        fake, labels = fake[:n_fake], None if labels is None else labels[:n_fake]
     if tuple(fake.shape[1:]) != tuple(data.shape):
         raise GanforgeError(f"samples have shape {list(fake.shape[1:])} per item but the dataset "
                             f"{cfg.data.name} has {list(data.shape)}; check --set data.resolution/channels")
     results = evaluate(fake, data, names, n=n, seed=seed, device=device, data_key=data_key(cfg.data),
-                       options=cfg.metrics)
+                       options=cfg.metrics, fake_labels=labels)
     if run_dir is not None:
         kimg = g.meta.get("nimg", 0) / 1000
         for name, r in results.items():

@@ -2,8 +2,11 @@
 or the training code path (`load(run_dir)` -> Generator -> `.sample(n, seed)`).
 
 Format (RUN_DIR/generator/): model.safetensors (G_ema's state_dict: data, not code) and config.json:
-  {"format": "ganforge-generator-1", "ganforge_version", "nimg", "data": {name, kind, shape, class_names},
-   "model": the model section, "config": the whole config}
+  {"format": "ganforge-generator-1", "ganforge_version", "nimg",
+   "data": {name, kind, shape, class_names, n_classes, class_freq}, "model": the model section,
+   "config": the whole config}
+A class-conditional generator (model.conditional) samples given class labels, by default drawn from the
+training data's class frequencies (`class_freq`).
 A config.json written by another ganforge version loads; keys this version does not know are reported in
 one warning and ignored.
 """
@@ -20,7 +23,7 @@ import torch
 
 from .components import model_from_artefact
 from .config import ModelConfig, check_seed, to_dict
-from .data.base import Data, from_model_range
+from .data.base import Data, class_frequencies, from_model_range, n_classes_of
 from .errors import GanforgeError
 from .inversion import Projection, as_model_input, project, to_projection
 from .models import PRIORS, build_generator, check_truncation, sample_prior
@@ -39,8 +42,10 @@ def export_generator(run_dir: str | Path, G_ema: torch.nn.Module, cfg, data: Dat
 
     out = Path(run_dir) / "generator"
     sd = {k: v.detach().to("cpu").contiguous() for k, v in G_ema.state_dict().items()}
+    freq = class_frequencies(data)
     meta = {"ganforge_version": __version__, "format": FORMAT, "nimg": nimg,
-            "data": {"name": data.name, "kind": data.kind, "shape": list(data.shape), "class_names": data.class_names},
+            "data": {"name": data.name, "kind": data.kind, "shape": list(data.shape), "class_names": data.class_names,
+                     "n_classes": n_classes_of(data), "class_freq": None if freq is None else freq.tolist()},
             "model": to_dict(cfg)["model"], "config": to_dict(cfg)}
     atomic_write(out / "model.safetensors", save(sd))
     write_json(out / "config.json", meta)
@@ -54,14 +59,24 @@ def as_items(x: torch.Tensor, kind: str) -> np.ndarray:
 
 @torch.no_grad()
 def generate(G: torch.nn.Module, mcfg: ModelConfig, kind: str, n: int, seed: int = 0, device="cpu",
-             truncation: float | None = None, batch: int = 256) -> torch.Tensor:
-    """n samples in stored form (uint8 [n, C, H, W] or float32 [n, D]) on the CPU.
+             truncation: float | None = None, batch: int = 256, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """n samples in stored form (uint8 [n, C, H, W] or float32 [n, D]) on the CPU; labels int64 [n] for a
+    conditional G (model.conditional).
 
     Latents are drawn on the CPU from `seed` in one go, so the result does not depend on `batch` or device.
     """
     z = sample_prior(n, mcfg.z_dim, mcfg.prior, torch.Generator().manual_seed(seed), truncation=truncation)
-    out = [from_model_range(G(z[i: i + batch].to(device)), kind).cpu() for i in range(0, n, batch)]
+    out = []
+    for i in range(0, n, batch):
+        zb = z[i: i + batch].to(device)
+        x = G(zb) if labels is None else G(zb, labels[i: i + batch].to(device))
+        out.append(from_model_range(x, kind).cpu())
     return torch.cat(out) if out else torch.empty(0)
+
+
+def draw_labels(n: int, class_freq: torch.Tensor, seed: int) -> torch.Tensor:
+    """n class labels from the training data's class frequencies, reproducibly from `seed`."""
+    return torch.multinomial(class_freq, n, replacement=True, generator=torch.Generator().manual_seed(seed + 1))
 
 
 @dataclass
@@ -74,18 +89,49 @@ class Generator:
     shape: tuple[int, ...]     # one item: (C, H, W) or (D,)
     meta: dict
     device: torch.device
+    n_classes: int = 0         # > 0: class-conditional (model.conditional)
+    class_freq: torch.Tensor | None = None  # the training data's class frequencies [n_classes]
 
-    def sample(self, n: int, seed: int = 0, truncation: float | None = None, batch: int = 256) -> np.ndarray:
+    @property
+    def conditional(self) -> bool:
+        return self.n_classes > 0
+
+    def sample(self, n: int, seed: int = 0, truncation: float | None = None, batch: int = 256,
+               labels=None) -> np.ndarray:
         """n samples: images as uint8 [n, H, W, C], vectors as float32 [n, D]. Same seed, same samples.
-        truncation: draw latents closer to the prior's centre (see ganforge.models.priors); None = off."""
-        return as_items(self.sample_tensor(n, seed, truncation, batch), self.kind)
+        truncation: draw latents closer to the prior's centre (see ganforge.models.priors); None = off.
+        labels (a conditional generator): one class for all, or one per sample; None = drawn from the training
+        data's class frequencies."""
+        return as_items(self.sample_tensor(n, seed, truncation, batch, labels), self.kind)
 
-    def sample_tensor(self, n: int, seed: int = 0, truncation: float | None = None, batch: int = 256) -> torch.Tensor:
+    def sample_tensor(self, n: int, seed: int = 0, truncation: float | None = None, batch: int = 256,
+                      labels=None) -> torch.Tensor:
         """Like `sample` but in dataset layout: uint8 [n, C, H, W] or float32 [n, D]."""
         self.check_count(n)
         check_seed(seed, "seed")
         check_truncation(truncation, self.model.prior)
-        return generate(self.net, self.model, self.kind, n, seed, self.device, truncation, batch)
+        return generate(self.net, self.model, self.kind, n, seed, self.device, truncation, batch,
+                        self.labels_for(n, labels, seed))
+
+    def labels_for(self, n: int, labels, seed: int = 0) -> torch.Tensor | None:
+        """The class labels of n samples: `labels` checked (an int, or n ints in range), or drawn from the data's
+        class frequencies when None; None for an unconditional generator."""
+        if not self.conditional:
+            if labels is not None:
+                raise GanforgeError("this generator is not class-conditional (trained with model.conditional=false); "
+                                    "sample it without a class")
+            return None
+        if labels is None:
+            return draw_labels(n, self.class_freq, seed)
+        a = np.asarray(labels)
+        if a.dtype.kind not in "iu" or (a.ndim == 1 and len(a) != n) or a.ndim > 1:
+            raise GanforgeError(f"labels: give one class (an integer) or {n} of them, got {a.dtype} {list(a.shape)}")
+        if a.size and (a.min() < 0 or a.max() >= self.n_classes):
+            names = self.meta.get("data", {}).get("class_names") or []
+            raise GanforgeError(f"labels: classes are 0..{self.n_classes - 1}"
+                                + (f" ({', '.join(map(str, names[:12]))}{', ...' if len(names) > 12 else ''})"
+                                   if names else "") + f", got {a.min() if a.min() < 0 else a.max()}")
+        return torch.as_tensor(np.broadcast_to(a, (n,)).copy(), dtype=torch.int64)
 
     def check_count(self, n: int, what: str = "the number of samples") -> None:
         """n must be a whole number >= 0 whose samples fit in half of the memory available now."""
@@ -102,6 +148,9 @@ class Generator:
         """Latents whose samples match `x` (images uint8 [N, H, W, C] as `sample` returns, or vectors [N, D]):
         a `ganforge.inversion.Projection` with z, reconstructions, mse and start_mse. Same seed, same result."""
         check_seed(seed, "seed")
+        if self.conditional:
+            raise GanforgeError("projection of a class-conditional generator is not supported yet: it would need "
+                                "the class of each item too")
         target = as_model_input(x, self.kind, self.shape)
         out = project(self.net, target, self.model.z_dim, self.model.prior, steps=steps, lr=lr, starts=starts,
                       prior_weight=prior_weight, seed=seed, batch=batch, device=self.device,
@@ -109,14 +158,19 @@ class Generator:
         return to_projection(*out, self.kind)
 
     @torch.no_grad()
-    def decode(self, z, batch: int = 256) -> np.ndarray:
+    def decode(self, z, batch: int = 256, labels=None) -> np.ndarray:
         """Samples of given latents z [N, z_dim] (e.g. from `encode` or `project`), in the layout of `sample`."""
         z = torch.as_tensor(np.asarray(z), dtype=torch.float32)
         if z.ndim != 2 or z.shape[1] != self.model.z_dim:
             raise GanforgeError(f"latents have shape {tuple(z.shape)}; this generator takes [N, {self.model.z_dim}]")
-        x = torch.cat([from_model_range(self.net(z[i: i + batch].to(self.device)), self.kind).cpu()
-                       for i in range(0, len(z), batch)])
+        c = self.labels_for(len(z), labels)
+        x = torch.cat([from_model_range(self._net(z[i: i + batch], None if c is None else c[i: i + batch]),
+                                        self.kind).cpu() for i in range(0, len(z), batch)])
         return as_items(x, self.kind)
+
+    def _net(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        z = z.to(self.device)
+        return self.net(z) if c is None else self.net(z, c.to(self.device))
 
     @property
     def has_encoder(self) -> bool:
@@ -134,12 +188,14 @@ class Generator:
         return torch.cat(z).numpy()
 
     @torch.no_grad()
-    def interpolate(self, steps: int = 8, seed: int = 0, seed_to: int = 1) -> np.ndarray:
-        """Samples along the path between the latents of two seeds (slerp for a normal prior, lerp for uniform)."""
+    def interpolate(self, steps: int = 8, seed: int = 0, seed_to: int = 1, label=None) -> np.ndarray:
+        """Samples along the path between the latents of two seeds (slerp for a normal prior, lerp for uniform);
+        a conditional generator keeps one class along the path (`label`, default: drawn with `seed`)."""
         z0 = sample_prior(1, self.model.z_dim, self.model.prior, torch.Generator().manual_seed(seed))
         z1 = sample_prior(1, self.model.z_dim, self.model.prior, torch.Generator().manual_seed(seed_to))
         z = PRIORS.get(self.model.prior).interpolate(z0, z1, torch.linspace(0, 1, steps)[:, None])
-        x = from_model_range(self.net(z.to(self.device)), self.kind).cpu()
+        c = self.labels_for(1, label, seed)
+        x = from_model_range(self._net(z, None if c is None else c.expand(steps)), self.kind).cpu()
         return as_items(x, self.kind)
 
 
@@ -171,7 +227,9 @@ def load(run_dir: str | Path, device: str = "cpu") -> Generator:
         raise GanforgeError(f"{where} is damaged or not a ganforge generator ({e})") from None
     if kind not in ("image", "vector"):
         raise GanforgeError(f"{where} is damaged or not a ganforge generator (data kind {kind!r})")
-    net = build_generator(mcfg, shape, kind)
+    n_classes = int(meta["data"].get("n_classes") or 0) if mcfg.conditional else 0
+    freq = meta["data"].get("class_freq") if n_classes else None
+    net = build_generator(mcfg, shape, kind, n_classes)
     try:
         sd = load_file(str(gdir / "model.safetensors"))
         net.load_state_dict(sd)
@@ -179,7 +237,10 @@ def load(run_dir: str | Path, device: str = "cpu") -> Generator:
         raise GanforgeError(f"{gdir / 'model.safetensors'} is damaged or does not match config.json "
                             f"({type(e).__name__})") from None
     dev = pick_device(device, "--device")
-    return Generator(net=net.to(dev).eval(), model=mcfg, kind=kind, shape=shape, meta=meta, device=dev)
+    return Generator(net=net.to(dev).eval(), model=mcfg, kind=kind, shape=shape, meta=meta, device=dev,
+                     n_classes=n_classes,
+                     class_freq=torch.tensor(freq, dtype=torch.float32) if freq else
+                     (torch.full((n_classes,), 1.0 / n_classes) if n_classes else None))
 
 
 def save_npz(path: str | Path, **arrays: np.ndarray) -> Path:
@@ -201,19 +262,24 @@ def check_output(out: str | Path, overwrite: bool = False, option: str = "--out"
     return out
 
 
-def save_samples(x: np.ndarray, kind: str, out: str | Path, overwrite: bool = False) -> Path:
-    """Write samples as .npz (`images` uint8 [N,H,W,C] or `samples` float32 [N,D]), one .png grid, or a folder of
-    PNGs. Nothing that exists is replaced unless overwrite=True."""
+def save_samples(x: np.ndarray, kind: str, out: str | Path, overwrite: bool = False, labels=None,
+                 cols: int | None = None) -> Path:
+    """Write samples as .npz (`images` uint8 [N,H,W,C] or `samples` float32 [N,D], and `labels` for a conditional
+    generator), one .png grid (`cols` per row), or a folder of PNGs (`<index>-class<k>.png` when labelled).
+    Nothing that exists is replaced unless overwrite=True."""
     from PIL import Image
 
     out = check_output(out, overwrite)
     if out.suffix == "" and out.is_dir() and any(out.iterdir()) and not overwrite:
         raise GanforgeError(f"--out {str(out)!r} is a folder that is not empty; choose another, or pass --overwrite")
     if out.suffix == ".npz":
-        save_npz(out, **{"images" if kind == "image" else "samples": x})
+        arrays = {"images" if kind == "image" else "samples": x}
+        if labels is not None:
+            arrays["labels"] = np.asarray(labels, dtype=np.int64)
+        save_npz(out, **arrays)
     elif out.suffix == ".png":
         if kind == "image":
-            save_image_grid(x, out, scale=1)
+            save_image_grid(x, out, scale=1, cols=cols)
         else:
             save_scatter(x, None, out)
     elif out.suffix == "":
@@ -222,7 +288,8 @@ def save_samples(x: np.ndarray, kind: str, out: str | Path, overwrite: bool = Fa
         out.mkdir(parents=True, exist_ok=True)
         c = x.shape[-1]
         for i, img in enumerate(x):
-            Image.fromarray(img[..., 0] if c == 1 else img).save(out / f"{i:06d}.png")
+            name = f"{i:06d}.png" if labels is None else f"{i:06d}-class{int(labels[i])}.png"
+            Image.fromarray(img[..., 0] if c == 1 else img).save(out / name)
     else:
         raise GanforgeError(f"--out {str(out)!r}: use a .npz file, a .png grid, or a folder name")
     return out

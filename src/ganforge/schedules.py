@@ -1,6 +1,7 @@
 """Schedules of training hyper-parameters over images seen, built by name: the learning rates
-(`optim.lr_schedule` over `optim.lr_kimg`) and the instance-noise std (`train.noise_schedule` over
-`train.noise_kimg`; Sonderby et al. 2016, Arjovsky & Bottou 2017). A schedule is a factor f(t) of the
+(`optim.lr_schedule` over `optim.lr_kimg`), the R1/R2 weights (`loss.gamma_schedule` over `loss.gamma_kimg`,
+the same schedules) and the instance-noise std (`train.noise_schedule` over `train.noise_kimg`; Sonderby et al.
+2016, Arjovsky & Bottou 2017). A schedule is a factor f(t) of the
 progress t in [0, 1] through its window; after the window it stays at f(1). `constant` needs no window.
 """
 from __future__ import annotations
@@ -50,3 +51,8 @@ def noise_std(schedule: str, std: float, kimg: float, cur_nimg: int) -> float:
         return 0.0
     s = NOISE_SCHEDULES.get(schedule)
     return std * s.factor(_progress(kimg, cur_nimg), 0.0) if s.windowed else std
+
+
+def gamma_multiplier(schedule: str, kimg: float, final: float, cur_nimg: int) -> float:
+    """Factor of the R1/R2 weights: 1 -> `final` over `kimg` thousand images (R3GAN anneals them 10x)."""
+    return lr_multiplier(schedule, kimg, final, cur_nimg)

@@ -80,6 +80,21 @@ def data_key(cfg) -> str:
     return "-".join(str(v) for v in parts if v not in ("", 0, None))
 
 
+def n_classes_of(data: Data) -> int:
+    """The number of classes of labelled data (from its class names, else the largest label + 1); 0 without."""
+    if data.labels is None:
+        return 0
+    return len(data.class_names) if data.class_names else int(data.labels.max()) + 1
+
+
+def class_frequencies(data: Data) -> torch.Tensor | None:
+    """Each class's share of the data (float32 [K]), or None when the data has no labels."""
+    if data.labels is None:
+        return None
+    counts = torch.bincount(data.labels.long(), minlength=n_classes_of(data)).float()
+    return counts / counts.sum()
+
+
 def requested_size(cfg) -> tuple[int, int] | None:
     """(H, W) asked for by data.resolution / data.width, or None for the native size."""
     return (cfg.resolution, cfg.width or cfg.resolution) if cfg.resolution else None

@@ -19,7 +19,7 @@ class DeviceSampler:
     """
 
     def __init__(self, x: torch.Tensor, batch: int, gen: torch.Generator, device: torch.device | None = None,
-                 channels_last: bool = False, own_gen: bool = False):
+                 channels_last: bool = False, own_gen: bool = False, labels: torch.Tensor | None = None):
         if batch > x.shape[0]:
             raise GanforgeError(f"train.batch ({batch}) is larger than the dataset ({x.shape[0]} items); "
                                 "lower train.batch or use more data")
@@ -28,16 +28,29 @@ class DeviceSampler:
         self.streaming = self.x.device != self.device
         self.channels_last = channels_last and x.ndim == 4
         self.own_gen = own_gen  # a generator of its own (host data): its state is part of the data state
+        self.labels = None if labels is None else labels.to(x.device)
         self.perm = torch.randperm(x.shape[0], generator=gen, device=x.device)
         self.pos = 0
 
-    def next(self) -> torch.Tensor:
+    def _indices(self) -> torch.Tensor:
         if self.pos + self.batch > self.perm.shape[0]:  # new epoch; the remainder is dropped
             self.perm = torch.randperm(self.x.shape[0], generator=self.gen, device=self.x.device)
             self.pos = 0
         idx = dist.local_slice(self.perm[self.pos: self.pos + self.batch])
         self.pos += self.batch
-        out = self.x[idx]
+        return idx
+
+    def next(self) -> torch.Tensor:
+        """This process's slice of the next minibatch of items."""
+        return self._move(self.x[self._indices()])
+
+    def next_labeled(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next minibatch and its class labels (int64 [b])."""
+        assert self.labels is not None, "a labelled sampler"
+        idx = self._indices()
+        return self._move(self.x[idx]), self.labels[idx].to(self.device, non_blocking=True)
+
+    def _move(self, out: torch.Tensor) -> torch.Tensor:
         if self.streaming:
             out = out.to(self.device, non_blocking=True)
             if self.channels_last:

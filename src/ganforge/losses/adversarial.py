@@ -11,6 +11,8 @@ objective computes D(real) in G's step only for losses with `g_uses_real`). With
   least-squares  D: 1/2 E[(l_r - 1)^2] + 1/2 E[l_f^2]     G: 1/2 E[(l_f - 1)^2]         (Mao et al. 2017, a=0, b=1, c=1)
   relativistic   D: E[softplus(l_f - l_r)] over pairs      G: E[softplus(l_r - l_f)]    (RpGAN: Jolicoeur-Martineau
                  2019; Huang et al. 2024 pair it with R1 + R2); real and fake of one minibatch are paired by index
+  relativistic-average  D: E[softplus(-(l_r - mean l_f))] + E[softplus(l_f - mean l_r)]   G: real and fake swapped
+                 (RaGAN, Jolicoeur-Martineau 2019; ESRGAN); the means are over the minibatch
 One-sided label smoothing (Salimans et al. 2016) replaces the real target 1 by 1 - s.
 
 `e(real_pair_logits, fake_pair_logits)` is the encoder's loss in a BiGAN/ALI (model.encoder): D judges pairs,
@@ -74,4 +76,14 @@ LOSSES.register("least-squares", doc="LSGAN, targets a=0, b=1, c=1 (Mao et al. 2
 LOSSES.register("relativistic", doc="RpGAN: softplus of the paired logit difference (Jolicoeur-Martineau 2019)")(
     AdversarialLoss(d=lambda real, fake, s: F.softplus(fake - real).mean(),
                     g=lambda real, fake: F.softplus(real - fake).mean(),
+                    smoothing=False, probability=False, g_uses_real=True))
+
+
+def _ra(a: Tensor, b: Tensor) -> Tensor:
+    """RaGAN's loss for the side whose logits `a` should exceed the average of `b`'s."""
+    return F.softplus(-(a - b.mean())).mean() + F.softplus(b - a.mean()).mean()
+
+
+LOSSES.register("relativistic-average", doc="RaGAN: each logit against the other side's batch mean")(
+    AdversarialLoss(d=lambda real, fake, s: _ra(real, fake), g=lambda real, fake: _ra(fake, real),
                     smoothing=False, probability=False, g_uses_real=True))

@@ -47,6 +47,7 @@ class Objective:
     autocast: Callable[[], contextlib.AbstractContextManager]
     encode: Callable[[Tensor], Tensor] | None = None  # BiGAN / ALI: E; D then judges join(x, z) pairs
     options: dict[str, Any] = field(default_factory=dict)  # the loss's own options (keyword arguments)
+    r2_gamma: float = 0.0
 
     @classmethod
     def from_config(cls, cfg, G, D, D_eager, autocast, encode=None) -> "Objective":
@@ -54,37 +55,59 @@ class Objective:
         gp = loss.default_gp if cfg.loss.gp_weight < 0 else cfg.loss.gp_weight
         return cls(G=G, D=D, D_eager=D_eager, loss=loss, smoothing=cfg.loss.label_smoothing, gp_weight=gp,
                    r1_gamma=cfg.loss.r1_gamma, pack=cfg.model.pack, autocast=autocast, encode=encode,
-                   options=dict(cfg.loss.options))
+                   options=dict(cfg.loss.options), r2_gamma=cfg.loss.r2_gamma)
+
+    def _g(self, z: Tensor, c: Tensor | None) -> Tensor:
+        return self.G(z) if c is None else self.G(z, c)
+
+    @staticmethod
+    def _d(D, x: Tensor, c: Tensor | None) -> Tensor:
+        return D(x) if c is None else D(x, c)
 
     def d_phase(self, real: Tensor, z: Tensor, stats, noise_std: float = 0.0,
-                gen: torch.Generator | None = None, keep_fake: bool = False) -> Tensor | None:
+                gen: torch.Generator | None = None, keep_fake: bool = False, reg_scale: float = 1.0,
+                c_real: Tensor | None = None, c_fake: Tensor | None = None) -> Tensor | None:
         """Accumulate D's gradients for one minibatch: real [B, ...] in model range, z [B, z_dim].
 
         keep_fake: run G(z) with its graph and return the fakes, so that the generator step can reuse
         them instead of running G again (D only ever sees them detached). Otherwise G runs without a graph.
+        reg_scale: multiplies the R1/R2 weights (lazy regularisation: interval on due steps, 0 on the others;
+        times the gamma schedule's factor). c_real, c_fake: class labels int64 [B] (model.conditional).
         """
+        r1 = self.r1_gamma * reg_scale
+        r2 = self.r2_gamma * reg_scale
         with self.autocast():
             with torch.set_grad_enabled(keep_fake):
-                fake = self.G(z)
+                fake = self._g(z, c_fake)
             real_in = instance_noise(real, noise_std, gen)
             fake_in = instance_noise(fake.detach(), noise_std, gen).to(real_in.dtype)
             if self.encode is not None:  # BiGAN: the real pair is (x, E(x)), the fake pair (G(z), z)
                 with torch.no_grad():
                     code = self.encode(real)
                 real_in, fake_in = join(real_in, code), join(fake_in, z).to(real_in.dtype)
-            D_real = self.D
-            if self.r1_gamma > 0:  # R1 differentiates D(real) twice: that pass must run eagerly
+            D_real, D_fake = self.D, self.D
+            if r1 > 0:  # R1 differentiates D(real) twice: that pass must run eagerly
                 real_in = real_in.detach().requires_grad_(True)
                 D_real = self.D_eager
-            real_logits = D_real(pack(real_in, self.pack)).float()
-            fake_logits = self.D(pack(fake_in, self.pack)).float()
+            if r2 > 0:  # R2, the same on generated data (Mescheder et al. 2018; Huang et al. 2024)
+                fake_in = fake_in.detach().requires_grad_(True)
+                D_fake = self.D_eager
+            real_logits = self._d(D_real, pack(real_in, self.pack), c_real).float()
+            fake_logits = self._d(D_fake, pack(fake_in, self.pack), c_fake).float()
             loss = self.loss.d(real_logits, fake_logits, self.smoothing, **self.options)
             penalty = torch.zeros((), device=real.device)
-            if self.gp_weight > 0:
+            if self.gp_weight > 0:  # on interpolates, judged with the real labels
                 penalty = penalty + self.gp_weight * gradient_penalty(
-                    self.D_eager, pack(real_in.detach(), self.pack), pack(fake_in, self.pack), gen)
-            if self.r1_gamma > 0:
-                penalty = penalty + 0.5 * self.r1_gamma * r1_penalty(real_logits, real_in)
+                    lambda x: self._d(self.D_eager, x, c_real), pack(real_in.detach(), self.pack),
+                    pack(fake_in.detach(), self.pack), gen)
+            if r1 > 0:
+                r1_value = r1_penalty(real_logits, real_in)
+                penalty = penalty + 0.5 * r1 * r1_value
+                stats.add("r1", r1_value)
+            if r2 > 0:
+                r2_value = r1_penalty(fake_logits, fake_in)
+                penalty = penalty + 0.5 * r2 * r2_value
+                stats.add("r2", r2_value)
         (loss + penalty).backward()
         with torch.no_grad():
             rl, fl = real_logits.detach(), fake_logits.detach()
@@ -98,23 +121,24 @@ class Objective:
         return fake if keep_fake else None
 
     def g_phase(self, z: Tensor | None, stats, noise_std: float = 0.0, gen: torch.Generator | None = None,
-                fake: Tensor | None = None, real: Tensor | None = None) -> None:
+                fake: Tensor | None = None, real: Tensor | None = None, c_fake: Tensor | None = None,
+                c_real: Tensor | None = None) -> None:
         """Accumulate G's gradients for one minibatch of latents z [B, z_dim], or for fakes G(z) that
         d_phase(keep_fake=True) already computed with their graph (z is then needed only with an encoder).
         `real` (a real minibatch in model range) is used by losses that compare with real data and, with an
         encoder (BiGAN), for E's loss: E plays against D with loss.e."""
         with self.autocast():
-            fake = instance_noise(self.G(z) if fake is None else fake, noise_std, gen)
+            fake = instance_noise(self._g(z, c_fake) if fake is None else fake, noise_std, gen)
             if self.encode is not None:
                 fake = join(fake, z)
-            fake_logits = self.D(pack(fake, self.pack)).float()
+            fake_logits = self._d(self.D, pack(fake, self.pack), c_fake).float()
             real_logits = None
             if self.encode is not None:
                 real_in = instance_noise(real, noise_std, gen)
                 real_logits = self.D(join(real_in, self.encode(real)).to(fake.dtype)).float()
             elif self.loss.g_uses_real:
                 with torch.no_grad():  # D's verdict on real data is a constant for G
-                    real_logits = self.D(pack(instance_noise(real, noise_std, gen), self.pack)).float()
+                    real_logits = self._d(self.D, pack(instance_noise(real, noise_std, gen), self.pack), c_real).float()
             loss = self.loss.g(real_logits, fake_logits, **self.options)
             if self.encode is not None:
                 loss = loss + self.loss.e(real_logits, fake_logits, **self.options)

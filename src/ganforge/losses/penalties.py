@@ -21,7 +21,11 @@ def gradient_penalty(D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, 
     return ((grad.flatten(1).float().norm(2, dim=1) - 1) ** 2).mean()
 
 
-def r1_penalty(real_logits: Tensor, real: Tensor) -> Tensor:
-    """R1 (Mescheder et al. 2018): E[||grad_x D(x)||^2] on real data; `real` must require grad."""
-    (grad,) = torch.autograd.grad(real_logits.float().sum(), real, create_graph=True)
+def r1_penalty(logits: Tensor, x: Tensor) -> Tensor:
+    """Zero-centred gradient penalty E[||grad_x D(x)||^2] (Mescheder et al. 2018): R1 on real data, R2 on generated
+    data (the same function). `x` must require grad; `logits` = D(x), one per item (or per packed group)."""
+    (grad,) = torch.autograd.grad(logits.float().sum(), x, create_graph=True)
     return grad.flatten(1).float().pow(2).sum(1).mean()
+
+
+r2_penalty = r1_penalty  # the same penalty, on generated samples

@@ -1,12 +1,13 @@
 """Metrics: features -> statistics -> metric (pure functions); every number is stamped with its protocol.
 
-Registry names (for `--metrics` and `train.metrics`): fid, kid, is, pr, prdc, domain_fd, class_kl, toy; feature
-spaces (SPACES): inception, domain, raw. `evaluate(fake, real, names)` extracts the features of each feature space
-once and shares them.
+Registry names (for `--metrics` and `train.metrics`): fid, kid, is, pr, prdc, domain_fd, class_kl, toy,
+stacked_modes; feature spaces (SPACES): inception, domain, raw, stacked. `evaluate(fake, real, names)` extracts
+the features of each feature space once and shares them.
 Nothing is downloaded or loaded on import.
 """
 from __future__ import annotations
 
+from . import stacked  # noqa: F401  (registers the stacked_modes metric and the stacked feature space)
 from .evaluate import (METRICS, SPACES, Inputs, MetricResult, MetricSpec, SpaceContext, SpaceSpec, check_metrics,
                        evaluate, metric_options)
 from .features import Space

@@ -66,13 +66,13 @@ def check_labelled(x: torch.Tensor, labels: torch.Tensor | None) -> None:
                             f"{tuple(x.shape)}")
 
 
-def _recipe(x: torch.Tensor, labels: torch.Tensor, n_classes: int, seed: int) -> dict:
+def _recipe(x: torch.Tensor, labels: torch.Tensor, n_classes: int, seed: int, min_steps: int | None = None) -> dict:
     return dict(arch=ARCH, data_sha256=tensor_sha256(x), labels_sha256=tensor_sha256(labels), n_classes=n_classes,
-                seed=seed, max_train=MAX_TRAIN, epochs=EPOCHS, min_steps=MIN_STEPS, batch=BATCH, lr=LR)
+                seed=seed, max_train=MAX_TRAIN, epochs=EPOCHS, min_steps=min_steps or MIN_STEPS, batch=BATCH, lr=LR)
 
 
 def train_domain_classifier(x: torch.Tensor, labels: torch.Tensor, n_classes: int, seed: int = 0,
-                            device: str | torch.device = "cpu") -> tuple[DomainNet, dict]:
+                            device: str | torch.device = "cpu", min_steps: int | None = None) -> tuple[DomainNet, dict]:
     """Train a DomainNet on uint8 images [N, C, H, W] and int labels [N] -> (net in eval mode on CPU, info).
 
     On CPU it runs on one intra-op thread: the result then does not depend on the caller's thread count, and on a
@@ -85,20 +85,20 @@ def train_domain_classifier(x: torch.Tensor, labels: torch.Tensor, n_classes: in
     if device.type == "cpu":
         torch.set_num_threads(1)
     try:
-        return _train(x, labels, n_classes, seed, device)
+        return _train(x, labels, n_classes, seed, device, min_steps)
     finally:
         torch.set_num_threads(threads)
 
 
 def _train(x: torch.Tensor, labels: torch.Tensor, n_classes: int, seed: int,
-           device: torch.device) -> tuple[DomainNet, dict]:
+           device: torch.device, min_steps: int | None = None) -> tuple[DomainNet, dict]:
     t0 = time.time()
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(x), generator=g)[:MAX_TRAIN]
     n_val = len(idx) // 10
     val, tr = idx[:n_val], idx[n_val:]
     steps_per_epoch = math.ceil(len(tr) / BATCH)
-    epochs = min(MAX_EPOCHS, max(EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch)))
+    epochs = min(MAX_EPOCHS, max(EPOCHS, math.ceil((min_steps or MIN_STEPS) / steps_per_epoch)))
     with torch.random.fork_rng(devices=[]):  # seed the init without touching the caller's RNG
         torch.manual_seed(seed)
         net = DomainNet(x.shape[1], n_classes)
@@ -127,10 +127,11 @@ def _train(x: torch.Tensor, labels: torch.Tensor, n_classes: int, seed: int,
 
 
 def domain_classifier(x: torch.Tensor, labels: torch.Tensor, n_classes: int, data_key: str = "", seed: int = 0,
-                      cache: Path | None = None, device: str | torch.device = "cpu") -> tuple[DomainNet, dict]:
+                      cache: Path | None = None, device: str | torch.device = "cpu",
+                      min_steps: int | None = None) -> tuple[DomainNet, dict]:
     """The cached classifier for this dataset and recipe (trained on a miss) -> (net, json info incl. protocol)."""
     check_labelled(x, labels)
-    recipe = _recipe(x, labels, n_classes, seed)
+    recipe = _recipe(x, labels, n_classes, seed, min_steps)
     key = f"{safe_name(data_key)}-{digest(recipe)[:20]}"
     if cache is not None:
         st, js = cache / "domain" / f"{key}.safetensors", cache / "domain" / f"{key}.json"
@@ -141,7 +142,7 @@ def domain_classifier(x: torch.Tensor, labels: torch.Tensor, n_classes: int, dat
             net = DomainNet(x.shape[1], n_classes)
             net.load_state_dict(load_file(str(st)))
             return net.eval().requires_grad_(False), info
-    net, trained = train_domain_classifier(x, labels, n_classes, seed, device)
+    net, trained = train_domain_classifier(x, labels, n_classes, seed, device, min_steps)
     info = dict(recipe, data_key=data_key, key=key, channels=x.shape[1], size=list(x.shape[2:]), **trained)
     if cache is not None:
         from safetensors.torch import save

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from ..config import check_options
@@ -19,7 +20,7 @@ from ..errors import GanforgeError
 from ..registry import Registry
 from . import domain, inception
 from .features import FeatureDict, Reference, Space, reference_features, tensor_sha256
-from .fid import feature_stats, fid_lowrank, frechet_distance, lowrank_applies
+from .fid import feature_stats, fid_from_features, fid_lowrank, frechet_distance, lowrank_applies
 from .isc import SPLITS, is_from_logits
 from .kid import SUBSET_SIZE, SUBSETS, kid_from_features, kid_subset_size
 from .prdc import K_DC, K_PR, density_coverage, precision_recall
@@ -48,6 +49,8 @@ class Inputs:
     seed: int
     device: str
     options: dict = field(default_factory=dict)  # the metric's own options (validated, defaults filled in)
+    fake_labels: torch.Tensor | None = None   # int64 [N_fake]: the classes generated samples were asked for
+    real_labels: torch.Tensor | None = None   # int64 [N_real]: the labels of the real items used
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class MetricSpec:
     compute: Callable[[Inputs], tuple[dict[str, float], dict]]  # -> (values, extra protocol)
     needs_real: bool = True
     check: Callable[[Data], None] | None = None                 # raises GanforgeError if `data` cannot be scored
+    needs_labels: bool = False                                  # needs the classes of the generated samples
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,32 @@ def _check_toy(data: Data) -> None:
                             f"not {data.name!r}")
 
 
+def _class_acc(inp: Inputs) -> tuple[dict[str, float], dict]:
+    """How often the domain classifier gives a generated sample the class it was generated for."""
+    pred = inp.fake["logits"].argmax(1)
+    hit = (pred == inp.fake_labels.cpu()).double()
+    k = domain.n_classes_of(inp.data.labels, inp.data.class_names)
+    per = [float(hit[inp.fake_labels.cpu() == c].mean()) for c in range(k) if (inp.fake_labels == c).any()]
+    acc = float(inp.space.protocol.get("classifier_accuracy", float("nan")))
+    return dict(class_acc=float(hit.mean()), real_acc=acc, worst_class_acc=min(per)), dict(
+        real_acc="the classifier's accuracy on held-out real images (the ceiling to compare with)",
+        worst_class_acc=f"the lowest per-class accuracy over the {len(per)} classes generated")
+
+
+def _class_fd(inp: Inputs) -> tuple[dict[str, float], dict]:
+    """Frechet distance in the domain classifier's features, class by class, averaged over classes."""
+    f_fake, f_real = inp.fake["feat"], inp.real.features["feat"]
+    fds = []
+    for c in torch.unique(inp.fake_labels).tolist():
+        a, b = f_fake[inp.fake_labels.cpu() == c], f_real[inp.real_labels.cpu() == c]
+        if len(a) >= 2 and len(b) >= 2:
+            fds.append(fid_from_features(a, b))
+    if not fds:
+        raise GanforgeError("class_fd: no class has at least 2 generated and 2 real samples; raise the sample count")
+    return dict(class_fd=float(np.mean(fds)), class_fd_max=float(np.max(fds))), dict(
+        classes=len(fds), statistics="per class: mean + unbiased covariance; averaged over classes")
+
+
 def _toy(inp: Inputs) -> tuple[dict[str, float], dict]:
     _check_toy(inp.data)
     v = toy_metrics(inp.fake["x"], inp.data.name)
@@ -160,6 +190,10 @@ for _spec in (
                {"image": "domain"}, _class_kl, needs_real=False),
     MetricSpec("toy", "PacGAN ring/grid: modes, hq (fraction), reverse_kl", {"vector": "raw"}, _toy, needs_real=False,
                check=_check_toy),
+    MetricSpec("class_acc", "conditional G: how often the domain classifier sees the class asked for: class_acc, "
+               "real_acc, worst_class_acc", {"image": "domain"}, _class_acc, needs_real=False, needs_labels=True),
+    MetricSpec("class_fd", "conditional G: domain Frechet distance class by class: class_fd (mean), class_fd_max",
+               {"image": "domain"}, _class_fd, needs_labels=True),
 ):
     METRICS.register(_spec.name)(_spec)
 
@@ -251,7 +285,8 @@ def metric_options(name: str, given: dict | None, unknown: list[str] | None = No
 
 def evaluate(fake: torch.Tensor, real: Data, names: list[str] | str, *, n: int | None = None, seed: int = 0,
              device: str = "cpu", cache: str | Path | None | bool = None, data_key: str = "",
-             batch_size: int = 64, options: dict[str, dict] | None = None) -> dict[str, MetricResult]:
+             batch_size: int = 64, options: dict[str, dict] | None = None,
+             fake_labels: torch.Tensor | None = None) -> dict[str, MetricResult]:
     """Compute metrics `names` of `fake` (uint8 [N, C, H, W] or float32 [N, D], as `Data.x`) against `real`.
 
     n: caps the real items used (a random subset drawn with `seed`; all if None).
@@ -260,6 +295,7 @@ def evaluate(fake: torch.Tensor, real: Data, names: list[str] | str, *, n: int |
         False keeps nothing on disk (the weights are still looked up in `cache_dir()`).
     data_key: names the dataset + preprocessing in cache keys (identity also includes a hash of the tensor).
     options: per-metric options {name: {key: value}} for metrics that have options of their own.
+    fake_labels: int64 [N] classes the samples were generated for (a conditional generator), for class_acc/class_fd.
     Features of each feature space are extracted once per set and shared by the metrics that use that space.
     """
     names = [s.strip() for s in names.split(",") if s.strip()] if isinstance(names, str) else list(names)
@@ -269,6 +305,13 @@ def evaluate(fake: torch.Tensor, real: Data, names: list[str] | str, *, n: int |
     fake = _check_fake(fake, real)
     if len(fake) == 0:
         raise GanforgeError("no generated samples to evaluate: a metric of an empty set means nothing")
+    for spec in specs:
+        if spec.needs_labels and fake_labels is None:
+            raise GanforgeError(f"metric {spec.name!r} needs the classes the samples were generated for: it is for "
+                                "class-conditional generators (model.conditional)")
+    if fake_labels is not None and (fake_labels.shape != (len(fake),) or real.labels is None):
+        raise GanforgeError(f"fake_labels: expected {len(fake)} labels of a labelled dataset, got "
+                            f"{tuple(fake_labels.shape)}")
     cache_root = Path(cache) if cache not in (None, True, False) else cache_dir()
     store = None if cache is False else cache_root  # where reference features and classifiers are kept
     if n is not None and n < 1:
@@ -296,8 +339,9 @@ def evaluate(fake: torch.Tensor, real: Data, names: list[str] | str, *, n: int |
             key = dict(data_key=data_key, dataset=real.name, data_sha256=tensor_sha256(real.x),
                        split=real.info.get("split"), n_real=n_real, subset=subset)
             ref = reference_features(space, x_real, key, store)
+        real_labels = None if real.labels is None else (real.labels if real_idx is None else real.labels[real_idx])
         for spec in group:
-            inp = Inputs(space, fake_feats, ref, real, seed, device, opts[spec.name])
+            inp = Inputs(space, fake_feats, ref, real, seed, device, opts[spec.name], fake_labels, real_labels)
             values, extra = spec.compute(inp)
             protocol = dict(
                 metric=spec.name, **space.protocol, **extra,

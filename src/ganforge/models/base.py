@@ -1,6 +1,7 @@
 """Model registry and the pieces every family shares."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -9,6 +10,7 @@ from torch import nn
 
 from ..errors import GanforgeError
 from ..registry import Registry
+from .layers import ConditionalGenerator, ProjectionDiscriminator
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,7 @@ class ModelFamily:
     encoder: Callable[..., nn.Module] | None = None  # (model_cfg, data_shape) -> E: x [N, *shape] -> z [N, z_dim]
     g_norms: tuple[str, ...] = ("batch", "none")                 # model.g_norm values the family implements
     d_norms: tuple[str, ...] = ("batch", "none", "spectral")     # model.d_norm values the family implements
+    mbstd: bool = False                                          # its D implements model.mbstd
 
 
 MODELS: Registry[ModelFamily] = Registry("model architecture")
@@ -67,6 +70,10 @@ def check_family(mcfg, discriminator: bool = True) -> None:
     if mcfg.encoder and fam.encoder is None:
         with_e = [n for n in MODELS.names() if MODELS.get(n).encoder is not None]
         raise GanforgeError(f"model.encoder: the {mcfg.arch!r} family has no encoder; use one of {', '.join(with_e)}")
+    if discriminator and mcfg.mbstd and not fam.mbstd:
+        with_m = [n for n in MODELS.names() if MODELS.get(n).mbstd]
+        raise GanforgeError(f"model.mbstd: the {mcfg.arch!r} family's D has no minibatch standard deviation; use "
+                            f"one of {', '.join(with_m)} or model.mbstd=0")
 
 
 def _family(mcfg, kind: str, discriminator: bool = True) -> ModelFamily:
@@ -79,21 +86,40 @@ def _family(mcfg, kind: str, discriminator: bool = True) -> ModelFamily:
     return fam
 
 
-def build_generator(mcfg, data_shape: tuple[int, ...], kind: str) -> nn.Module:
-    """G alone (with its encoder when model.encoder is set): what the exported generator holds."""
+def _n_classes(mcfg, n_classes: int) -> int:
+    if mcfg.conditional and n_classes < 2:
+        raise GanforgeError("model.conditional: needs a dataset with class labels (at least 2 classes); this one "
+                            "has none. Use a labelled dataset (subfolders of a folder, IDX, CIFAR, digits) or set "
+                            "model.conditional=false")
+    return n_classes
+
+
+def build_generator(mcfg, data_shape: tuple[int, ...], kind: str, n_classes: int = 0) -> nn.Module:
+    """G alone (with its encoder when model.encoder is set): what the exported generator holds. Conditional:
+    G(z, c), the family's G built for a latent of 2 x z_dim (z and a class embedding of z_dim)."""
     fam = _family(mcfg, kind, discriminator=False)
+    if mcfg.conditional:
+        inner = fam.generator(dataclasses.replace(mcfg, z_dim=2 * mcfg.z_dim), data_shape)
+        return ConditionalGenerator(inner, _n_classes(mcfg, n_classes), mcfg.z_dim)
     G = fam.generator(mcfg, data_shape)
     return BiGANGenerator(G, fam.encoder(mcfg, data_shape)) if mcfg.encoder else G
 
 
-def build_models(mcfg, data_shape: tuple[int, ...], kind: str) -> tuple[nn.Module, nn.Module]:
+def build_models(mcfg, data_shape: tuple[int, ...], kind: str, n_classes: int = 0) -> tuple[nn.Module, nn.Module]:
     """ModelConfig + the shape of one data item -> (G, D), freshly initialised (uses the global torch RNG).
 
-    With model.encoder, G is a BiGANGenerator (G and E) and D judges pairs join(x, z)."""
+    With model.encoder, G is a BiGANGenerator (G and E) and D judges pairs join(x, z). With model.conditional,
+    G(z, c) and D(x, c) = projection discriminator over the family's D."""
     fam = _family(mcfg, kind)
-    G = build_generator(mcfg, data_shape, kind)
+    G = build_generator(mcfg, data_shape, kind, n_classes)
     d_shape = joint_shape(data_shape, mcfg.z_dim) if mcfg.encoder else data_shape
-    return G, fam.discriminator(mcfg, d_shape)
+    D = fam.discriminator(mcfg, d_shape)
+    if mcfg.conditional:
+        if not all(hasattr(D, a) for a in ("features", "head", "feature_dim")):
+            raise GanforgeError(f"model.conditional: the {mcfg.arch!r} family's D has no features()/head()/"
+                                "feature_dim for the projection head; set model.conditional=false")
+        D = ProjectionDiscriminator(D, _n_classes(mcfg, n_classes), D.feature_dim)
+    return G, D
 
 
 def count_params(m: nn.Module) -> int:

@@ -11,6 +11,7 @@ from torch import nn
 
 from ..errors import GanforgeError
 from .base import MODELS, ModelFamily, dcgan_init, maybe_sn, norm2d
+from .layers import MinibatchStd
 
 
 def plan(h: int, w: int) -> tuple[int, int, int]:
@@ -44,9 +45,11 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """D: [N, pack*C, H, W] -> logits [N]; with out > 1 (an encoder) -> [N, out]."""
+    """D: [N, pack*C, H, W] -> logits [N]; with out > 1 (an encoder) -> [N, out]. `features` is everything but
+    the last convolution (mbstd > 0 appends the minibatch standard deviation there), `head` that convolution."""
 
-    def __init__(self, shape: tuple[int, int, int], width: int, norm: str, pack: int = 1, out: int = 1):
+    def __init__(self, shape: tuple[int, int, int], width: int, norm: str, pack: int = 1, out: int = 1,
+                 mbstd: int = 0):
         super().__init__()
         c, h, w = shape
         n, h0, w0 = plan(h, w)
@@ -58,14 +61,23 @@ class DCGANDiscriminator(nn.Module):
             layers += [maybe_sn(nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False), norm), norm2d(bn, ch * 2),
                        nn.LeakyReLU(0.2, inplace=True)]
             ch *= 2
-        layers.append(maybe_sn(nn.Conv2d(ch, out, (h0, w0), 1, 0, bias=False), norm))
+        if mbstd:
+            layers.append(MinibatchStd(mbstd))
+        layers.append(maybe_sn(nn.Conv2d(ch + (mbstd > 0), out, (h0, w0), 1, 0, bias=False), norm))
         self.main = nn.Sequential(*layers)
         self.apply(dcgan_init)
         self.out = out
+        self.feature_dim = (ch + (mbstd > 0)) * h0 * w0
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:  # [N, pack*C, H, W] -> [N, ch (+1), h0, w0]
+        return self.main[:-1](x)
+
+    def head(self, f: torch.Tensor) -> torch.Tensor:      # -> [N] (or [N, out])
+        y = self.main[-1](f).flatten(1)
+        return y.squeeze(1) if self.out == 1 else y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, pack*C, H, W] -> [N] (or [N, out])
-        y = self.main(x).flatten(1)
-        return y.squeeze(1) if self.out == 1 else y
+        return self.head(self.features(x))
 
 
 def _img(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -76,8 +88,9 @@ def _img(shape: tuple[int, ...]) -> tuple[int, int, int]:
 
 MODELS.register("dcgan")(ModelFamily(
     generator=lambda m, s: DCGANGenerator(m.z_dim, _img(s), m.g_width, m.g_norm),
-    discriminator=lambda m, s: DCGANDiscriminator(_img(s), m.d_width, m.d_norm, m.pack),
+    discriminator=lambda m, s: DCGANDiscriminator(_img(s), m.d_width, m.d_norm, m.pack, mbstd=m.mbstd),
     kind="image",
     describe="DCGAN conv G/D (Radford et al. 2016); 4x4 stride-2 (transposed) convs, widths double per level",
     encoder=lambda m, s: DCGANDiscriminator(_img(s), m.d_width, m.g_norm, 1, out=m.z_dim),
+    mbstd=True,
 ))

@@ -6,6 +6,7 @@ from torch import nn
 
 from ..errors import GanforgeError
 from .base import MODELS, ModelFamily, maybe_sn
+from .layers import MinibatchStd
 
 
 class MLPGenerator(nn.Module):
@@ -27,9 +28,10 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    """D: [N, pack * D] -> logits [N]; with out > 1 (an encoder) -> [N, out]."""
+    """D: [N, pack * D] -> logits [N]; with out > 1 (an encoder) -> [N, out]. `features` is everything but the
+    last linear layer (mbstd > 0 appends the minibatch standard deviation there), `head` that layer."""
 
-    def __init__(self, in_dim: int, width: int, depth: int, norm: str, out: int = 1):
+    def __init__(self, in_dim: int, width: int, depth: int, norm: str, out: int = 1, mbstd: int = 0):
         super().__init__()
         layers: list[nn.Module] = []
         d = in_dim
@@ -39,13 +41,22 @@ class MLPDiscriminator(nn.Module):
                 layers.append(nn.BatchNorm1d(width))
             layers.append(nn.LeakyReLU(0.2))
             d = width
-        layers.append(maybe_sn(nn.Linear(d, out), norm))
+        if mbstd:
+            layers.append(MinibatchStd(mbstd))
+        layers.append(maybe_sn(nn.Linear(d + (mbstd > 0), out), norm))
         self.net = nn.Sequential(*layers)
         self.out = out
+        self.feature_dim = d + (mbstd > 0)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:  # [N, pack * D] -> [N, width (+1)]
+        return self.net[:-1](x)
+
+    def head(self, f: torch.Tensor) -> torch.Tensor:
+        y = self.net[-1](f)
+        return y.squeeze(1) if self.out == 1 else y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, pack * D] -> [N] (or [N, out])
-        y = self.net(x)
-        return y.squeeze(1) if self.out == 1 else y
+        return self.head(self.features(x))
 
 
 def _check(shape: tuple[int, ...]) -> int:
@@ -56,8 +67,10 @@ def _check(shape: tuple[int, ...]) -> int:
 
 MODELS.register("mlp")(ModelFamily(
     generator=lambda m, shape: MLPGenerator(m.z_dim, _check(shape), m.g_width, m.depth, m.g_norm),
-    discriminator=lambda m, shape: MLPDiscriminator(_check(shape) * m.pack, m.d_width, m.depth, m.d_norm),
+    discriminator=lambda m, shape: MLPDiscriminator(_check(shape) * m.pack, m.d_width, m.depth, m.d_norm,
+                                                     mbstd=m.mbstd),
     kind="vector",
     describe="MLP G and D (depth hidden layers of width units; ReLU in G, LeakyReLU(0.2) in D)",
     encoder=lambda m, shape: MLPDiscriminator(_check(shape), m.d_width, m.depth, m.g_norm, out=m.z_dim),
+    mbstd=True,
 ))

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import MODELS, ModelFamily, maybe_sn, norm2d
+from .layers import MinibatchStd
 from .dcgan import _img, plan
 
 
@@ -57,29 +58,42 @@ class ResNetGenerator(nn.Module):
 
 
 class ResNetDiscriminator(nn.Module):
-    """D: [N, pack*C, H, W] -> logits [N]; with out > 1 (an encoder) -> [N, out]."""
+    """D: [N, pack*C, H, W] -> logits [N]; with out > 1 (an encoder) -> [N, out]. `features`: the blocks, ReLU and
+    global sum pool (mbstd > 0 appends the minibatch standard deviation before the pool); `head`: the linear."""
 
-    def __init__(self, shape: tuple[int, int, int], width: int, norm: str, pack: int = 1, out: int = 1):
+    def __init__(self, shape: tuple[int, int, int], width: int, norm: str, pack: int = 1, out: int = 1,
+                 mbstd: int = 0):
         super().__init__()
         c, h, w = shape
         n, _, _ = plan(h, w)
         blocks = [DBlock(c * pack, width, norm, first=True)]
         blocks += [DBlock(width, width, norm, first=False) for _ in range(n - 1)]
         self.blocks = nn.Sequential(*blocks)
-        self.fc = maybe_sn(nn.Linear(width, out), norm)
+        self.mbstd = MinibatchStd(mbstd) if mbstd else None
+        self.fc = maybe_sn(nn.Linear(width + (mbstd > 0), out), norm)
         self.out = out
+        self.feature_dim = width + (mbstd > 0)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:  # [N, pack*C, H, W] -> [N, width (+1)]
+        h = F.relu(self.blocks(x))
+        if self.mbstd is not None:
+            h = self.mbstd(h)
+        return h.sum(dim=(2, 3))
+
+    def head(self, f: torch.Tensor) -> torch.Tensor:
+        y = self.fc(f)
+        return y.squeeze(1) if self.out == 1 else y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, pack*C, H, W] -> [N] (or [N, out])
-        h = F.relu(self.blocks(x)).sum(dim=(2, 3))
-        y = self.fc(h)
-        return y.squeeze(1) if self.out == 1 else y
+        return self.head(self.features(x))
 
 
 MODELS.register("resnet")(ModelFamily(
     generator=lambda m, s: ResNetGenerator(m.z_dim, _img(s), m.g_width, m.g_norm),
-    discriminator=lambda m, s: ResNetDiscriminator(_img(s), m.d_width, m.d_norm, m.pack),
+    discriminator=lambda m, s: ResNetDiscriminator(_img(s), m.d_width, m.d_norm, m.pack, mbstd=m.mbstd),
     kind="image",
     describe="SNGAN-style residual G/D (Miyato et al. 2018); use with model.d_norm=spectral and the hinge loss",
     encoder=lambda m, s: ResNetDiscriminator(_img(s), m.d_width, "none", 1, out=m.z_dim),
     d_norms=("none", "spectral"),  # D has no batch norm (SNGAN's has none either)
+    mbstd=True,
 ))

@@ -21,7 +21,7 @@ from ..config import Config, apply_overrides
 from ..data import build_dataset, data_key
 from ..errors import GanforgeError
 from ..metrics import check_metrics, evaluate
-from ..sampling import export_generator, generate
+from ..sampling import draw_labels, export_generator, generate
 from ..schedules import noise_std
 from ..utils import distributed as dist
 from ..utils.device import pick_device
@@ -139,11 +139,11 @@ def tick(state: TrainState, stats: Stats, outputs: Outputs, run_dir: Path, elaps
 
 
 def _tick_metrics(cfg: Config, state: TrainState, outputs: Outputs) -> dict:
-    device = state.sampler.device
-    fake = generate(state.G_ema, cfg.model, state.kind, cfg.train.metrics_n, seed=cfg.train.seed + METRICS_SEED_OFFSET,
-                    device=device)
-    res = evaluate(fake, outputs.data, cfg.train.metrics, n=cfg.train.metrics_n, seed=cfg.train.seed,
-                   device=str(device), data_key=data_key(cfg.data), options=cfg.metrics)
+    device, seed, n = state.sampler.device, cfg.train.seed + METRICS_SEED_OFFSET, cfg.train.metrics_n
+    labels = None if state.class_freq is None else draw_labels(n, state.class_freq.cpu(), seed)
+    fake = generate(state.G_ema, cfg.model, state.kind, n, seed=seed, device=device, labels=labels)
+    res = evaluate(fake, outputs.data, cfg.train.metrics, n=n, seed=cfg.train.seed, device=str(device),
+                   data_key=data_key(cfg.data), options=cfg.metrics, fake_labels=labels)
     return {name: r.values for name, r in res.items()}
 
 

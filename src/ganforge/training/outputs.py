@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..config import Config, to_yaml
-from ..data import Data, from_model_range
+from ..data import Data, from_model_range, n_classes_of
 from ..models import sample_prior
 from ..utils import distributed as dist
 from ..utils.files import atomic_write
@@ -30,6 +30,7 @@ class Outputs:
     grid_z: torch.Tensor       # [grid_size, z_dim] on the training device
     sinks: list
     progress: Progress
+    grid_c: torch.Tensor | None = None  # conditional: the grid's labels, class i % K in column i % K
 
     @classmethod
     def open(cls, run_dir: Path, cfg: Config, data: Data, device: torch.device, start_nimg: int,
@@ -37,8 +38,10 @@ class Outputs:
         t, main = cfg.train, dist.is_main()
         grid_z = sample_prior(t.grid_size, cfg.model.z_dim, cfg.model.prior,
                               cpu_generator(t.seed + GRID_SEED_OFFSET)).to(device)
+        k = n_classes_of(data) if cfg.model.conditional else 0
+        grid_c = (torch.arange(t.grid_size) % k).to(device) if k else None
         out = cls(run_dir, data, grid_z, open_sinks(run_dir, t.tensorboard, start_nimg) if main else [],
-                  Progress(t.kimg, start_nimg / 1000, enabled=progress and main))
+                  Progress(t.kimg, start_nimg / 1000, enabled=progress and main), grid_c)
         if main:
             (run_dir / "samples").mkdir(parents=True, exist_ok=True)
             atomic_write(run_dir / "config.yaml", CONFIG_HEADER + to_yaml(cfg))
@@ -58,15 +61,21 @@ class Outputs:
     @torch.no_grad()
     def samples(self, G_ema, tick: int, nimg: int, prior: str) -> np.ndarray | None:
         """Write samples/tick-NNNNN-kimg-KKKKKK.KK.png; returns the image grid [H, W, C] (None for vectors)."""
-        out = from_model_range(G_ema(self.grid_z), self.data.kind).cpu()
+        c = self.grid_c
+        out = from_model_range(G_ema(self.grid_z) if c is None else G_ema(self.grid_z, c), self.data.kind).cpu()
         path = self.run_dir / "samples" / f"tick-{tick:05d}-kimg-{nimg / 1000:09.2f}.png"
         if self.data.kind == "image":
             hwc = to_hwc(out).numpy()
-            save_image_grid(hwc, path)
-            grid = np.asarray(image_grid(hwc))
+            cols = int(c.max()) + 1 if c is not None and int(c.max()) < 32 else None  # a column per class
+            save_image_grid(hwc, path, cols=cols)
+            grid = np.asarray(image_grid(hwc, cols))
             return grid[..., None] if grid.ndim == 2 else grid
         z = sample_prior(2500, self.grid_z.shape[1], prior, cpu_generator(7)).to(self.grid_z.device)
-        many = from_model_range(G_ema(z), self.data.kind).cpu().numpy()
+        if c is None:
+            many = from_model_range(G_ema(z), self.data.kind).cpu().numpy()
+        else:
+            labels = (torch.arange(2500) % (int(c.max()) + 1)).to(z.device)
+            many = from_model_range(G_ema(z, labels), self.data.kind).cpu().numpy()
         real = self.data.x[torch.randperm(len(self.data), generator=cpu_generator(0))[:2500]].numpy()
         save_scatter(many, real, path, title=f"{self.data.name}  {nimg / 1000:.1f} kimg")
         return None

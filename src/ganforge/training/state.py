@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..config import Config
-from ..data import Data, DeviceSampler
+from ..data import Data, DeviceSampler, class_frequencies
 from ..errors import GanforgeError
 from ..losses import Objective
 from ..models import build_models
@@ -69,7 +69,13 @@ class TrainState:
     tick: int = 0
     train_time: float = 0.0    # seconds spent training (ticks included), summed over resumes
     data_id: dict = field(default_factory=dict)  # data_fingerprint() of the training data
+    class_freq: torch.Tensor | None = None  # model.conditional: each class's share of the data, on the device
     extras: dict[str, Any] = field(default_factory=dict)  # later components' state: name -> state_dict holder
+
+    def sample_classes(self, n: int) -> torch.Tensor:
+        """Labels for n generated samples, drawn from the data's class frequencies (this rank's slice)."""
+        c = torch.multinomial(self.class_freq, n * dist.world_size(), replacement=True, generator=self.gen)
+        return dist.local_slice(c)
 
     def state_dict(self) -> dict:
         return {"G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
@@ -136,7 +142,8 @@ def setup(cfg: Config, data: Data, device: torch.device) -> TrainState:
     else:
         x_src = data.x.pin_memory() if device.type == "cuda" else data.x
     torch.manual_seed(t.seed)  # weight init is identical on every rank
-    G, D = build_models(cfg.model, data.shape, data.kind)
+    class_freq = class_frequencies(data) if cfg.model.conditional else None
+    G, D = build_models(cfg.model, data.shape, data.kind, 0 if class_freq is None else len(class_freq))
     G, D = G.to(device), D.to(device)
     if conv and t.channels_last and not t.compile:  # activations follow the weights' layout (a compiled
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)  # net: inductor's)
@@ -151,7 +158,7 @@ def setup(cfg: Config, data: Data, device: torch.device) -> TrainState:
     gen = torch.Generator(device).manual_seed(t.seed * 1000 + 17)
     data_gen = gen if resident else torch.Generator().manual_seed(t.seed * 1000 + 23)
     sampler = DeviceSampler(x_src, t.batch, data_gen, device, channels_last=conv and t.channels_last,
-                            own_gen=not resident)
+                            own_gen=not resident, labels=data.labels if cfg.model.conditional else None)
     precision = resolve_precision(t.precision, device, data.kind)
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if precision == "bf16" \
         else contextlib.nullcontext
@@ -159,4 +166,6 @@ def setup(cfg: Config, data: Data, device: torch.device) -> TrainState:
     encode = G.encode if cfg.model.encoder else None  # E runs eagerly
     objective = Objective.from_config(cfg, fwd_g, fwd_d, D, autocast, encode)  # penalties use the eager D
     return TrainState(cfg, data.kind, G, D, G_ema, opt_g, opt_d, objective, sampler, gen, precision,
-                      data_id=data_fingerprint(data))
+                      data_id=data_fingerprint(data),
+                      class_freq=None if class_freq is None else class_freq.to(device))
+

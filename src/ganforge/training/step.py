@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..data import to_model_range
 from ..models import sample_prior
-from ..schedules import lr_multiplier, noise_std
+from ..schedules import gamma_multiplier, lr_multiplier, noise_std
 from ..utils import distributed as dist
 from ..utils.stats import Stats
 from .ema import ema_beta, ema_update
@@ -23,14 +23,25 @@ def train_step(s: TrainState, stats: Stats) -> None:
         for opt, lr in ((s.opt_g, o.g_lr), (s.opt_d, o.d_lr)):
             for group in opt.param_groups:
                 group["lr"] = lr * mult
-    # Discriminator: k steps, each on a fresh real batch and fresh latents.
+    lo = s.cfg.loss
+    gamma = gamma_multiplier(lo.gamma_schedule, lo.gamma_kimg, lo.gamma_final, s.nimg)
+    # Discriminator: k steps, each on a fresh real batch and fresh latents (and, conditional, the real batch's
+    # labels and labels for the fakes drawn from the data's class frequencies).
     s.D.requires_grad_(True)
-    fake = None
+    fake, c_real, c_fake = None, None, None
     for i in range(t.d_steps):
-        real = to_model_range(s.sampler.next(), s.kind)
+        if m.conditional:
+            x, c_real = s.sampler.next_labeled()
+        else:
+            x = s.sampler.next()
+        real = to_model_range(x, s.kind)
         z = dist.local_slice(sample_prior(t.batch, m.z_dim, m.prior, s.gen, real.device))
+        if m.conditional:
+            c_fake = s.sample_classes(t.batch)
         s.opt_d.zero_grad(set_to_none=True)
-        fake = s.objective.d_phase(real, z, stats, sigma, s.gen, keep_fake=t.reuse_fakes and i == t.d_steps - 1)
+        due = (s.nimg // t.batch + i) % lo.reg_interval == 0  # lazy R1/R2: every reg_interval-th D step, x interval
+        fake = s.objective.d_phase(real, z, stats, sigma, s.gen, keep_fake=t.reuse_fakes and i == t.d_steps - 1,
+                                   reg_scale=gamma * lo.reg_interval if due else 0.0, c_real=c_real, c_fake=c_fake)
         dist.average_grads(s.D)
         s.opt_d.step()
     # Generator: one step; D's weights are frozen so no gradient is computed for them. With
@@ -39,8 +50,10 @@ def train_step(s: TrainState, stats: Stats) -> None:
     s.D.requires_grad_(False)
     if fake is None:
         z = dist.local_slice(sample_prior(t.batch, m.z_dim, m.prior, s.gen, s.sampler.device))
+        if m.conditional:
+            c_fake = s.sample_classes(t.batch)
     s.opt_g.zero_grad(set_to_none=True)
-    s.objective.g_phase(z, stats, sigma, s.gen, fake=fake, real=real)
+    s.objective.g_phase(z, stats, sigma, s.gen, fake=fake, real=real, c_fake=c_fake, c_real=c_real)
     dist.average_grads(s.G)
     s.opt_g.step()
     s.nimg += t.batch * t.d_steps  # real images shown to D, over all processes

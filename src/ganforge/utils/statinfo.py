@@ -31,6 +31,9 @@ STATS: dict[str, StatInfo] = {
     "d_real_logit": StatInfo("l(x)", "{:.2f}", "mean D logit on real data", "logits"),
     "d_fake_logit": StatInfo("l(G(z))", "{:.2f}", "mean D logit on generated data", "logits"),
     "noise_std": StatInfo("noise", "{:.3f}", "instance-noise std at the tick (train.noise_std schedule)", "noise"),
+    "r1": StatInfo("R1", "{:.3g}", "E||grad D(x)||^2 on real data, unweighted (on the steps it is computed)",
+                   progress=False),
+    "r2": StatInfo("R2", "{:.3g}", "E||grad D(G(z))||^2 on generated data, unweighted", progress=False),
 }
 
 # Keys of a tick record that are bookkeeping, not statistics.
