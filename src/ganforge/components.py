@@ -106,8 +106,9 @@ def _check_combinations(cfg: Config) -> None:
             raise GanforgeError(f"train.metrics: {name!r} scores a class-conditional generator (the classes its "
                                 "samples were asked for); set model.conditional=true or leave it out")
     if m.conditional and (m.encoder or m.pack != 1):
-        raise GanforgeError(f"model.conditional: not defined together with {'model.encoder' if m.encoder else 'model.pack > 1'}"
-                            " (whose pairs or packs would need a class each); set one of them off")
+        other = "model.encoder" if m.encoder else "model.pack > 1"
+        raise GanforgeError(f"model.conditional: not defined together with {other} (whose pairs or packs would need "
+                            "a class each); set one of them off")
     if m.encoder:
         if loss.e is None:
             raise GanforgeError(f"model.encoder: the loss {lo.name!r} defines no encoder loss "
