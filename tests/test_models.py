@@ -131,3 +131,17 @@ def test_families_refuse_what_they_do_not_implement():
         build_models(ModelConfig(arch="r3gan", g_norm="batch"), (3, 16, 16), "image")
     with pytest.raises(GanforgeError, match="needs a dataset with class labels"):
         build_models(ModelConfig(arch="dcgan", conditional=True), (1, 16, 16), "image", n_classes=0)
+
+
+
+@pytest.mark.parametrize("arch", _families("image"))
+def test_image_families_run_under_bf16_autocast(arch):
+    """What train.precision=bf16 (or auto on a CPU with native bf16) runs: forward and backward under autocast."""
+    fam = MODELS.get(arch)
+    m = ModelConfig(arch=arch, z_dim=8, g_width=8, d_width=8, g_norm=fam.g_norms[-1], d_norm=fam.d_norms[0],
+                    mbstd=2 if fam.mbstd else 0)
+    G, D = build_models(m, (3, 16, 32), "image")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = D(G(torch.randn(4, 8)))
+    out.float().sum().backward()
+    assert out.shape == (4,) and torch.isfinite(out.float()).all()

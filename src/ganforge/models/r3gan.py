@@ -81,7 +81,8 @@ class Up(nn.Module):
         self.conv = nn.Conv2d(cin, cout, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(self.conv(x), scale_factor=2.0, mode="bilinear", align_corners=False)
+        y = self.conv(x)  # resampled in float32: CPU kernels have no bf16 version (under autocast)
+        return F.interpolate(y.float(), scale_factor=2.0, mode="bilinear", align_corners=False).to(y.dtype)
 
 
 class Down(nn.Module):
@@ -90,7 +91,8 @@ class Down(nn.Module):
         self.conv = nn.Conv2d(cin, cout, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False, antialias=True))
+        y = F.interpolate(x.float(), scale_factor=0.5, mode="bilinear", align_corners=False, antialias=True)
+        return self.conv(y.to(x.dtype))
 
 
 def _widths(width: int, n: int, cap: int) -> list[int]:
