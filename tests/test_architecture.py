@@ -17,7 +17,7 @@ PKG = ROOT / "src" / "ganforge"
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "registry", "version", "utils", "presets"),  # infrastructure (presets: YAML files only)
     ("config",),                                   # the schema: dataclasses, YAML, overrides, value checks
-    ("data", "schedules"),                         # datasets; lr / noise schedules
+    ("data", "schedules", "augment"),              # datasets; lr / noise schedules; D's input augmentation
     ("models",),                                   # G, D, E families; latent priors
     ("losses", "optim", "metrics"),                # the objective; optimisers; features -> statistics -> metric
     ("components",),                               # every built-in registered; a config checked against them

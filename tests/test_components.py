@@ -227,7 +227,7 @@ def test_generator_from_another_version_loads_and_reports_unknown_keys(tmp_path)
     meta = json.loads(p.read_text())
     meta["model"]["style_mixing"] = 0.9        # a key a newer (or older) version wrote
     meta["config"]["train"]["future_knob"] = 1
-    meta["config"]["augment"] = {"p": 0.2}
+    meta["config"]["future_section"] = {"p": 0.2}  # a section a newer version has
     p.write_text(json.dumps(meta))
     with pytest.warns(UserWarning, match="ignored 1 key.*model.style_mixing"):
         g = ganforge.load(run)
@@ -236,7 +236,7 @@ def test_generator_from_another_version_loads_and_reports_unknown_keys(tmp_path)
         warnings.simplefilter("always")
         res = ganforge.evaluate(run, ["class_kl"], n=64)
     assert "class_kl" in res
-    assert any("train.future_knob" in str(w.message) and "augment" in str(w.message) for w in caught)
+    assert any("train.future_knob" in str(w.message) and "future_section" in str(w.message) for w in caught)
     meta["model"]["z_dim"] = "eight"           # a wrong type is damage, not a version difference
     p.write_text(json.dumps(meta))
     with pytest.raises(GanforgeError, match="damaged or not a ganforge generator"):

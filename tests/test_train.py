@@ -106,8 +106,11 @@ def test_minutes_budget_stops_cleanly(tmp_path):
     ck = load_checkpoint(list_checkpoints(run)[-1])
     assert 0 < ck["nimg"] < 1_000_000
     assert (run / "generator" / "model.safetensors").is_file()
-    # and it can be resumed from there
-    ganforge.train(resume=run, minutes=0.02, progress=False)
+    assert ck["sched_nimg"] == 1_000_000  # the budget ran out: the schedule clock reached its end
+    # its schedule is complete: a resume needs more kimg, and then continues from there
+    with pytest.raises(ganforge.GanforgeError, match="already reached train.kimg=1000"):
+        ganforge.train(resume=run, minutes=0.02, progress=False)
+    ganforge.train(resume=run, overrides=["train.kimg=2000"], minutes=0.02, progress=False)
     assert load_checkpoint(list_checkpoints(run)[-1])["nimg"] > ck["nimg"]
 
 

@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from . import data, losses, metrics, models, optim, schedules
+from . import augment, data, losses, metrics, models, optim, schedules
 from .config import (SECTIONS, Config, ModelConfig, apply_overrides, check_options, check_values, common_keys,
                      field_types, from_dict, load_source, options_selector, registry_fields, set_key)
 from .errors import GanforgeError
@@ -33,6 +33,7 @@ REGISTRIES: dict[str, Registry] = {
     "lr_schedules": schedules.LR_SCHEDULES,
     "noise_schedules": schedules.NOISE_SCHEDULES,
     "metrics": metrics.METRICS,
+    "augmentations": augment.AUGMENTATIONS,
 }
 
 

@@ -130,18 +130,30 @@ class TrainConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """Differentiable augmentation of D's inputs, real and generated (ganforge.augment)."""
+    policy: list[str] = _registry("augmentations", [])  # DiffAugment policies: color, translation, cutout; [] = off
+    p: float = 1.0                # probability of each policy per image (fixed p; adaptive p starts at 0, as ADA)
+    adaptive: bool = False        # ADA: adjust p so that E[sign D(x_real)] stays at augment.target
+    target: float = 0.6           # adaptive: the target of E[sign D(x_real)] (ADA: 0.6)
+    speed_kimg: float = 100.0     # adaptive: p can move from 0 to 1 in this many kimg (ADA: 500, for longer runs)
+    interval: int = 4             # adaptive: training steps between adjustments of p (ADA: 4)
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-metric options: metrics.<name>.<key>
     preset: str = ""              # the preset this config started from, for the record
     description: str = ""         # one line shown by `ganforge presets`
 
 
-SECTIONS = ("data", "model", "loss", "optim", "train")
+SECTIONS = ("data", "model", "loss", "optim", "train", "augment")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -441,6 +453,15 @@ def check_values(cfg: Config) -> None:
         b = getattr(o, k)
         if len(b) != 2 or not all(0.0 <= x < 1.0 for x in b):
             raise GanforgeError(f"optim.{k}: expected two numbers in [0, 1), got {b}")
+    a = cfg.augment
+    if not 0.0 <= a.p <= 1.0:
+        raise GanforgeError(f"augment.p: must be in [0, 1], got {a.p}")
+    if not 0.0 < a.target < 1.0:
+        raise GanforgeError(f"augment.target: must be in (0, 1) (ADA: 0.6), got {a.target}")
+    if not a.speed_kimg > 0:
+        raise GanforgeError(f"augment.speed_kimg: must be > 0, got {a.speed_kimg}")
+    if a.interval < 1:
+        raise GanforgeError(f"augment.interval: must be >= 1, got {a.interval}")
     if t.device not in ("auto", "cpu", "cuda", "mps") and not t.device.startswith("cuda:"):
         raise GanforgeError(f"train.device: {t.device!r} is not one of auto, cpu, cuda, cuda:N, mps")
 

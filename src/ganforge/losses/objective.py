@@ -48,17 +48,21 @@ class Objective:
     encode: Callable[[Tensor], Tensor] | None = None  # BiGAN / ALI: E; D then judges join(x, z) pairs
     options: dict[str, Any] = field(default_factory=dict)  # the loss's own options (keyword arguments)
     r2_gamma: float = 0.0
+    augment: Any = None  # ganforge.augment.Augment: applied to everything D judges, real and fake, both phases
 
     @classmethod
-    def from_config(cls, cfg, G, D, D_eager, autocast, encode=None) -> "Objective":
+    def from_config(cls, cfg, G, D, D_eager, autocast, encode=None, augment=None) -> "Objective":
         loss = LOSSES.get(cfg.loss.name)
         gp = loss.default_gp if cfg.loss.gp_weight < 0 else cfg.loss.gp_weight
         return cls(G=G, D=D, D_eager=D_eager, loss=loss, smoothing=cfg.loss.label_smoothing, gp_weight=gp,
                    r1_gamma=cfg.loss.r1_gamma, pack=cfg.model.pack, autocast=autocast, encode=encode,
-                   options=dict(cfg.loss.options), r2_gamma=cfg.loss.r2_gamma)
+                   options=dict(cfg.loss.options), r2_gamma=cfg.loss.r2_gamma, augment=augment)
 
     def _g(self, z: Tensor, c: Tensor | None) -> Tensor:
         return self.G(z) if c is None else self.G(z, c)
+
+    def _aug(self, x: Tensor, gen: torch.Generator | None) -> Tensor:
+        return x if self.augment is None else self.augment(x, gen)
 
     @staticmethod
     def _d(D, x: Tensor, c: Tensor | None) -> Tensor:
@@ -92,8 +96,9 @@ class Objective:
             if r2 > 0:  # R2, the same on generated data (Mescheder et al. 2018; Huang et al. 2024)
                 fake_in = fake_in.detach().requires_grad_(True)
                 D_fake = self.D_eager
-            real_logits = self._d(D_real, pack(real_in, self.pack), c_real).float()
-            fake_logits = self._d(D_fake, pack(fake_in, self.pack), c_fake).float()
+            # R1/R2 differentiate with respect to the images before augmentation (through it), as ADA does
+            real_logits = self._d(D_real, pack(self._aug(real_in, gen), self.pack), c_real).float()
+            fake_logits = self._d(D_fake, pack(self._aug(fake_in, gen), self.pack), c_fake).float()
             loss = self.loss.d(real_logits, fake_logits, self.smoothing, **self.options)
             penalty = torch.zeros((), device=real.device)
             if self.gp_weight > 0:  # on interpolates, judged with the real labels
@@ -118,6 +123,11 @@ class Objective:
             if self.loss.probability:
                 stats.add("d_real", torch.sigmoid(rl).mean())
                 stats.add("d_fake", torch.sigmoid(fl).mean())
+            if self.augment is not None:
+                self.augment.observe(rl)
+                stats.add("aug_p", self.augment.p)
+                if self.augment.adaptive:
+                    stats.add("d_real_sign", rl.sign().mean())
         return fake if keep_fake else None
 
     def g_phase(self, z: Tensor | None, stats, noise_std: float = 0.0, gen: torch.Generator | None = None,
@@ -131,14 +141,15 @@ class Objective:
             fake = instance_noise(self._g(z, c_fake) if fake is None else fake, noise_std, gen)
             if self.encode is not None:
                 fake = join(fake, z)
-            fake_logits = self._d(self.D, pack(fake, self.pack), c_fake).float()
+            fake_logits = self._d(self.D, pack(self._aug(fake, gen), self.pack), c_fake).float()
             real_logits = None
             if self.encode is not None:
                 real_in = instance_noise(real, noise_std, gen)
                 real_logits = self.D(join(real_in, self.encode(real)).to(fake.dtype)).float()
             elif self.loss.g_uses_real:
                 with torch.no_grad():  # D's verdict on real data is a constant for G
-                    real_logits = self._d(self.D, pack(instance_noise(real, noise_std, gen), self.pack), c_real).float()
+                    real_in = self._aug(instance_noise(real, noise_std, gen), gen)
+                    real_logits = self._d(self.D, pack(real_in, self.pack), c_real).float()
             loss = self.loss.g(real_logits, fake_logits, **self.options)
             if self.encode is not None:
                 loss = loss + self.loss.e(real_logits, fake_logits, **self.options)

@@ -26,6 +26,7 @@ from ..schedules import noise_std
 from ..utils import distributed as dist
 from ..utils.device import pick_device
 from ..utils.stats import Stats
+from .budget import advance_clock, seconds_left, start_budget
 from .checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from .outputs import Outputs
 from .rundir import (check_free, claim_new_run_dir, claim_run_dir, remove_stale_temp_files, resume_target,
@@ -37,6 +38,7 @@ from .step import train_step
 RESUME_FROZEN = ("data.", "model.")  # changing these would not be a continuation of the same run
 STOP_AGREE_EVERY = 16  # steps between the ranks' agreement on an early stop (a collective, so not every step)
 METRICS_SEED_OFFSET = 99  # tick metrics sample G from seed + this
+LIVE_EVERY = 4  # steps between updates of the live progress display (it redraws at most once a second)
 
 
 def train(config: Config | dict | str | None = None, *, overrides: list[str] | None = None,
@@ -71,11 +73,14 @@ def train(config: Config | dict | str | None = None, *, overrides: list[str] | N
 
         # ---- the training state: nothing is written before all of it checks out --------------------
         state = setup(cfg, data, device)
+        total_nimg = int(round(cfg.train.kimg * 1000))
         if ckpt is not None:
             state.load_state_dict(ckpt, f"checkpoint {ckpt_path}", allow_data_change)
-            if state.nimg >= int(round(cfg.train.kimg * 1000)):
-                raise GanforgeError(f"this run already reached train.kimg={cfg.train.kimg:g}; extend it with "
-                                    f"`ganforge train --resume {resume} --set train.kimg=<more>`")
+        start_budget(state, minutes)  # the schedule clock's budget (training.budget): --minutes, or the saved one
+        if ckpt is not None:
+            if state.sched_nimg >= total_nimg:
+                raise GanforgeError(f"this run already reached train.kimg={cfg.train.kimg:g} (its schedule is complete); "
+                                    f"extend it with `ganforge train --resume {resume} --set train.kimg=<more>`")
             if run_dir == src:
                 set_aside_newer(run_dir, ckpt_path)  # a resume from an older checkpoint starts a new branch
 
@@ -84,22 +89,24 @@ def train(config: Config | dict | str | None = None, *, overrides: list[str] | N
                                                   resumed_from=None if ckpt_path is None else
                                                   ckpt_path.name if run_dir == src else str(ckpt_path)))
         stats = Stats()
-        total_nimg = int(round(cfg.train.kimg * 1000))
         tick_nimg = cfg.train.tick_kimg * 1000
-        deadline = time.time() + 60 * minutes if minutes else None
         step, tick_start_nimg, tick_start = 0, state.nimg, time.time()
         dist.barrier()
         with StopFlag() as stop:
             while True:
-                stopping = state.nimg >= total_nimg or _early_stop(stop, deadline, step, device)
+                advance_clock(state, state.train_time + time.time() - tick_start, total_nimg, step, device)
+                stopping = state.sched_nimg >= total_nimg or _early_stop(stop, step, device)
                 if stopping or state.nimg - tick_start_nimg >= tick_nimg:
+                    now = time.time()  # a tick's own time counts in the next one's: train_time is all the time
                     if state.nimg > tick_start_nimg or state.tick == 0:  # progress since the last tick, or none
-                        tick(state, stats, outputs, run_dir, time.time() - tick_start, state.nimg - tick_start_nimg)
-                    tick_start_nimg, tick_start = state.nimg, time.time()
+                        tick(state, stats, outputs, run_dir, now - tick_start, state.nimg - tick_start_nimg)
+                    tick_start_nimg, tick_start = state.nimg, now
                 if stopping:
                     break
                 train_step(state, stats)
                 step += 1
+                if outputs.progress.rich is not None and step % LIVE_EVERY == 0:  # host counters only: no sync
+                    _live(state, outputs, time.time() - tick_start, state.nimg - tick_start_nimg, total_nimg)
     if stop.set and dist.is_main():
         print(f"stopped by {stop.name} at {state.nimg / 1000:.2f} kimg; checkpoint and generator saved in {run_dir}; "
               f"continue with `ganforge train --resume {run_dir}`")
@@ -114,9 +121,10 @@ def tick(state: TrainState, stats: Stats, outputs: Outputs, run_dir: Path, elaps
     state.train_time += elapsed
     state.tick += 1
     record = {"event": "tick", "tick": state.tick, "kimg": round(state.nimg / 1000, 4), "nimg": state.nimg,
-              "time_s": round(state.train_time, 2), "precision": state.precision,
+              "time_s": round(state.train_time, 2), "sched_kimg": round(state.sched_nimg / 1000, 4),
+              "precision": state.precision,
               "img_per_s": images / max(elapsed, 1e-9),
-              "noise_std": noise_std(t.noise_schedule, t.noise_std, t.noise_kimg, state.nimg), **stats.read()}
+              "noise_std": noise_std(t.noise_schedule, t.noise_std, t.noise_kimg, state.sched_nimg), **stats.read()}
     _check_finite(state, record, outputs, run_dir)
     failure = None
     if dist.is_main():
@@ -136,6 +144,12 @@ def tick(state: TrainState, stats: Stats, outputs: Outputs, run_dir: Path, elaps
         raise GanforgeError(f"tick metrics failed at {state.nimg / 1000:.2f} kimg ({failure}); this tick's "
                             f"checkpoint and generator are saved: continue with `ganforge train --resume {run_dir} "
                             "--set train.metrics=[]`")
+
+
+def _live(state: TrainState, outputs: Outputs, elapsed: float, images: int, total_nimg: int) -> None:
+    speed = images / elapsed if elapsed > 0 else 0.0
+    outputs.progress.live(state.nimg / 1000, state.sched_nimg / 1000, speed,
+                          seconds_left(state, state.train_time + elapsed, total_nimg, speed))
 
 
 def _tick_metrics(cfg: Config, state: TrainState, outputs: Outputs) -> dict:
@@ -171,10 +185,11 @@ def _claim(held: contextlib.ExitStack, claim) -> Path:
     return Path(dist.broadcast_object(str(run_dir) if run_dir is not None else None))
 
 
-def _early_stop(stop: StopFlag, deadline: float | None, step: int, device: torch.device) -> bool:
-    """Ctrl-C or the --minutes budget. All ranks must stop at the same step, so with several processes they
-    agree through a collective, every STOP_AGREE_EVERY steps."""
-    wanted = stop.set or (deadline is not None and time.time() >= deadline)
+def _early_stop(stop: StopFlag, step: int, device: torch.device) -> bool:
+    """Ctrl-C or SIGTERM (the --minutes budget ends through the schedule clock, training.budget). All ranks must
+    stop at the same step, so with several processes they agree through a collective, every STOP_AGREE_EVERY
+    steps."""
+    wanted = stop.set
     if dist.world_size() == 1:
         return wanted
     return step % STOP_AGREE_EVERY == 0 and dist.any_true(wanted, device)

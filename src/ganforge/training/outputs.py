@@ -56,7 +56,7 @@ class Outputs:
     def tick(self, record: dict, grid: np.ndarray | None) -> None:
         for s in self.sinks:
             s.tick(record, grid)
-        self.progress.tick(record["nimg"] / 1000, record)
+        self.progress.tick(record["nimg"] / 1000, record, record.get("sched_kimg"))
 
     @torch.no_grad()
     def samples(self, G_ema, tick: int, nimg: int, prior: str) -> np.ndarray | None:

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..augment import build_augment
 from ..config import Config
 from ..data import Data, DeviceSampler, class_frequencies
 from ..errors import GanforgeError
@@ -24,6 +25,7 @@ from ..losses import Objective
 from ..models import build_models
 from ..optim import make_optimizer
 from ..utils import distributed as dist
+from .budget import Budget, budget_state, load_budget
 from .compile import CompiledOrEager
 from .device import configure_backends, data_on_device, resolve_precision
 
@@ -68,6 +70,8 @@ class TrainState:
     nimg: int = 0              # real images shown to D so far, over all processes
     tick: int = 0
     train_time: float = 0.0    # seconds spent training (ticks included), summed over resumes
+    sched_nimg: int = 0        # the schedule clock in images (training.budget): nimg, or ahead of it under --minutes
+    budget: Budget | None = None  # the --minutes budget the schedule clock follows (training.budget)
     data_id: dict = field(default_factory=dict)  # data_fingerprint() of the training data
     class_freq: torch.Tensor | None = None  # model.conditional: each class's share of the data, on the device
     extras: dict[str, Any] = field(default_factory=dict)  # later components' state: name -> state_dict holder
@@ -80,7 +84,8 @@ class TrainState:
     def state_dict(self) -> dict:
         return {"G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "nimg": self.nimg,
-                "tick": self.tick, "train_time": self.train_time, "rng": self.gen.get_state().cpu(),
+                "tick": self.tick, "train_time": self.train_time, "sched_nimg": self.sched_nimg,
+                "budget": budget_state(self), "rng": self.gen.get_state().cpu(),
                 "data": self.sampler.state_dict(), "data_id": self.data_id,
                 "extras": {k: v.state_dict() for k, v in self.extras.items()}}
 
@@ -108,6 +113,8 @@ class TrainState:
                 group["lr"] = lr
         self.nimg, self.tick = int(sd["nimg"]), int(sd["tick"])
         self.train_time = float(sd.get("train_time", 0.0))
+        self.sched_nimg = max(int(sd.get("sched_nimg", 0)), self.nimg)  # older checkpoints: the image count
+        self.budget = load_budget(sd.get("budget"))
         self.gen.set_state(sd["rng"])
         if not changed:  # on changed data the saved order means nothing: keep the fresh one
             self.sampler.load_state_dict(sd["data"])
@@ -164,8 +171,10 @@ def setup(cfg: Config, data: Data, device: torch.device) -> TrainState:
         else contextlib.nullcontext
     fwd_g, fwd_d = (CompiledOrEager(G), CompiledOrEager(D)) if t.compile else (G, D)
     encode = G.encode if cfg.model.encoder else None  # E runs eagerly
-    objective = Objective.from_config(cfg, fwd_g, fwd_d, D, autocast, encode)  # penalties use the eager D
+    augment = build_augment(cfg, data.kind, device)
+    objective = Objective.from_config(cfg, fwd_g, fwd_d, D, autocast, encode, augment)  # penalties: eager D
     return TrainState(cfg, data.kind, G, D, G_ema, opt_g, opt_d, objective, sampler, gen, precision,
                       data_id=data_fingerprint(data),
-                      class_freq=None if class_freq is None else class_freq.to(device))
+                      class_freq=None if class_freq is None else class_freq.to(device),
+                      extras={} if augment is None else {"augment": augment})
 

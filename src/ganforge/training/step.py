@@ -17,14 +17,15 @@ from .state import TrainState
 def train_step(s: TrainState, stats: Stats) -> None:
     """Advance `s` by one step (s.nimg grows by batch * d_steps real images)."""
     t, m, o = s.cfg.train, s.cfg.model, s.cfg.optim
-    sigma = noise_std(t.noise_schedule, t.noise_std, t.noise_kimg, s.nimg)
+    clock = max(s.sched_nimg, s.nimg)  # every schedule follows the schedule clock (training.budget), not the image count
+    sigma = noise_std(t.noise_schedule, t.noise_std, t.noise_kimg, clock)
     if o.lr_schedule != "constant":  # plain Python floats: no host sync
-        mult = lr_multiplier(o.lr_schedule, o.lr_kimg, o.lr_final, s.nimg)
+        mult = lr_multiplier(o.lr_schedule, o.lr_kimg, o.lr_final, clock)
         for opt, lr in ((s.opt_g, o.g_lr), (s.opt_d, o.d_lr)):
             for group in opt.param_groups:
                 group["lr"] = lr * mult
     lo = s.cfg.loss
-    gamma = gamma_multiplier(lo.gamma_schedule, lo.gamma_kimg, lo.gamma_final, s.nimg)
+    gamma = gamma_multiplier(lo.gamma_schedule, lo.gamma_kimg, lo.gamma_final, clock)
     # Discriminator: k steps, each on a fresh real batch and fresh latents (and, conditional, the real batch's
     # labels and labels for the fakes drawn from the data's class frequencies).
     s.D.requires_grad_(True)
@@ -57,4 +58,7 @@ def train_step(s: TrainState, stats: Stats) -> None:
     dist.average_grads(s.G)
     s.opt_g.step()
     s.nimg += t.batch * t.d_steps  # real images shown to D, over all processes
-    ema_update(s.G_ema, s.G, ema_beta(t.batch, t.ema_kimg, t.ema_rampup, s.nimg))
+    aug = s.objective.augment
+    if aug is not None and aug.adaptive and (s.nimg // (t.batch * t.d_steps)) % aug.interval == 0:
+        aug.adjust(max(clock, s.nimg))  # ADA: every augment.interval steps, by the images the clock moved
+    ema_update(s.G_ema, s.G, ema_beta(t.batch, t.ema_kimg, t.ema_rampup, max(clock, s.nimg)))

@@ -89,6 +89,11 @@ def all_reduce_sum(x: torch.Tensor) -> None:
         td.all_reduce(x)
 
 
+def all_reduce_max(x: torch.Tensor) -> None:
+    if active():
+        td.all_reduce(x, op=td.ReduceOp.MAX)
+
+
 def any_true(flag: bool, device: torch.device) -> bool:
     """True on every rank if it is true on any (so all ranks stop at the same step)."""
     if not active():

@@ -33,11 +33,14 @@ STATS: dict[str, StatInfo] = {
     "noise_std": StatInfo("noise", "{:.3f}", "instance-noise std at the tick (train.noise_std schedule)", "noise"),
     "r1": StatInfo("R1", "{:.3g}", "E||grad D(x)||^2 on real data, unweighted (on the steps it is computed)",
                    progress=False),
+    "aug_p": StatInfo("p", "{:.3f}", "augmentation probability p (augment.*; adaptive: ADA's p)", "augment"),
+    "d_real_sign": StatInfo("r_t", "{:.2f}", "E[sign D(x_real)]: ADA's overfitting signal (adaptive augment)",
+                            "augment"),
     "r2": StatInfo("R2", "{:.3g}", "E||grad D(G(z))||^2 on generated data, unweighted", progress=False),
 }
 
 # Keys of a tick record that are bookkeeping, not statistics.
-RECORD_KEYS = ("event", "tick", "kimg", "nimg", "time_s", "precision", "metrics")
+RECORD_KEYS = ("event", "tick", "kimg", "nimg", "time_s", "sched_kimg", "precision", "metrics")
 
 
 def info(name: str) -> StatInfo:
