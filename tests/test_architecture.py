@@ -20,7 +20,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("data", "schedules", "augment"),              # datasets; lr / noise schedules; D's input augmentation
     ("models",),                                   # G, D, E families; latent priors
     ("losses", "optim", "metrics"),                # the objective; optimisers; features -> statistics -> metric
-    ("components",),                               # every built-in registered; a config checked against them
+    ("components", "recipes"),                     # every built-in registered; a config checked against them;
+                                                   # presets that look at the data (ganforge train DIR)
     ("inversion",),                                # data -> latents by optimisation
     ("sampling",),                                 # the exported generator: save, load, sample
     ("training",),                                 # the loop, its state, checkpoints, ticks

@@ -56,7 +56,8 @@ def test_a_saved_budget_continues_and_a_finished_one_is_dropped():
 def test_a_budgeted_run_completes_its_schedules(tmp_path):
     """train.kimg far beyond what the budget allows: the lr still decays to its final value, the noise anneals
     to zero, and the log and checkpoint record the clock and the budget."""
-    over = TINY + ["train.kimg=500", "optim.lr_schedule=linear", "optim.lr_kimg=500", "optim.lr_final=0.1", "optim.g_lr=2e-4",
+    over = TINY + ["train.kimg=500", "optim.lr_schedule=linear", "optim.lr_kimg=500", "optim.lr_final=0.1",
+                   "optim.g_lr=2e-4",
                    "train.noise_std=0.1", "train.noise_kimg=250", "train.tick_kimg=0.5"]
     run = ganforge.train("digits", overrides=over, out=tmp_path / "b", minutes=0.1, progress=False)
     ck = load_checkpoint(list_checkpoints(run)[-1])

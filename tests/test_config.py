@@ -1,16 +1,20 @@
 """Config: presets, typed overrides, unknown keys and bad values."""
+import numpy as np
 import pytest
+from PIL import Image
 
 from ganforge.components import resolve
 from ganforge.config import from_dict, load_preset, preset_names, to_dict
 from ganforge.errors import GanforgeError
 
 
-def test_presets_exist_and_validate():
+def test_presets_exist_and_validate(tmp_path):
     names = preset_names()
-    assert {"digits", "ring", "grid"} <= set(names)
+    assert {"digits", "ring", "grid", "folder"} <= set(names)
+    for i in range(8):  # the folder preset surveys a folder of images: give it one
+        Image.fromarray(np.full((16, 16), i * 30, np.uint8)).save(tmp_path / f"{i}.png")
     for n in names:
-        cfg = resolve(n)
+        cfg = resolve(n, [f"data.path={tmp_path}"] if n == "folder" else [])
         assert cfg.preset == n and cfg.description
 
 

@@ -1168,3 +1168,35 @@ def test_mode_counts_grow_with_the_number_of_samples():
     few, many = np.mean([mode_count(100) for _ in range(200)]), np.mean([mode_count(2500) for _ in range(50)])
     assert few == pytest.approx(7 + 1 - 0.998 ** 100, abs=0.1)        # 7.18 expected
     assert many > 7.95
+
+
+# ---- 7.9 differentiable augmentation ----------------------------------------------------------------------
+
+def _flip_push(q: np.ndarray, p: float) -> np.ndarray:
+    """T#q for T = mirror with probability p, on a distribution over 4 positions (mirror: reverse the order)."""
+    return (1 - p) * q + p * q[::-1]
+
+
+def test_random_flip_is_invertible_except_at_one_half():
+    q = np.array([0.1, 0.2, 0.3, 0.4])
+    for p in (0.0, 0.3, 0.8):
+        tq = _flip_push(q, p)
+        m = np.array([[1 - p, p], [p, 1 - p]])
+        a, b = np.linalg.solve(m, np.stack([tq, tq[::-1]]))  # the system of section 7.9
+        assert np.allclose(a, q) and np.allclose(b, q[::-1])
+        assert np.linalg.det(m) == pytest.approx(1 - 2 * p)
+    # at p = 1/2 a distribution and its mirror image are indistinguishable after augmentation
+    assert np.allclose(_flip_push(q, 0.5), _flip_push(q[::-1], 0.5)) and not np.allclose(q, q[::-1])
+
+
+def test_augmenting_only_reals_moves_the_optimum_to_the_augmented_data():
+    """D* = p_data_aug / (p_data_aug + p_g): the value 2 JSD - log 4 is minimal at p_g = T#p_data, not p_data."""
+    data = np.array([0.7, 0.1, 0.1, 0.1])
+    aug = _flip_push(data, 0.3)
+
+    def value(pg):
+        d = aug / (aug + pg)
+        return float(np.sum(aug * np.log(d)) + np.sum(pg * np.log(1 - d)))
+
+    assert value(aug) == pytest.approx(-math.log(4))
+    assert value(data) > value(aug) + 1e-3

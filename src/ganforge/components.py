@@ -19,8 +19,9 @@ from typing import Any
 
 from . import augment, data, losses, metrics, models, optim, schedules
 from .config import (SECTIONS, Config, ModelConfig, apply_overrides, check_options, check_values, common_keys,
-                     field_types, from_dict, load_source, options_selector, registry_fields, set_key)
+                     field_types, from_dict, load_source, options_selector, parse_override, registry_fields, set_key)
 from .errors import GanforgeError
+from .recipes import adapt_to_folder
 from .registry import Registry
 
 # config field metadata {"registry": name} -> the registry it names
@@ -37,10 +38,18 @@ REGISTRIES: dict[str, Registry] = {
 }
 
 
-def resolve(source: str | Path | dict | Config | None = None, overrides: list[str] | None = None) -> Config:
-    """Preset name, YAML path, dict or Config (+ `--set` overrides) -> a validated Config."""
+def resolve(source: str | Path | dict | Config | None = None, overrides: list[str] | None = None,
+            notes: list[str] | None = None) -> Config:
+    """Preset name, YAML path, directory, dict or Config (+ `--set` overrides) -> a validated Config.
+
+    The `folder` preset (`ganforge train DIR`) then surveys the data and chooses what the user did not set
+    (ganforge.recipes); one line per choice is appended to `notes` when a list is given."""
     cfg = load_source(source)
     apply_overrides(cfg, overrides or [])
+    if cfg.preset == "folder":
+        chosen = adapt_to_folder(cfg, {parse_override(o)[0] for o in overrides or []}, cfg.train.device)
+        if notes is not None:
+            notes.extend(chosen)
     return validate(cfg)
 
 

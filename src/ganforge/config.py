@@ -47,6 +47,9 @@ class DataConfig:
     n: int = 100_000              # number of points drawn for toy 2-D sets (PacGAN: 100k)
     seed: int = 0                 # seed for drawing toy sets / random crops
     max_items: int = 0            # use only the first N items (0 = all)
+    storage: Literal["auto", "memory", "disk"] = "auto"  # folder: decoded images in memory, or on disk, read per
+                                  # minibatch (data larger than memory); auto = disk when larger than data.memory_mb
+    memory_mb: int = 0            # folder, storage auto: the most data kept in memory (0 = a quarter of the RAM)
     skip_corrupt: bool = False    # skip unreadable images (and report how many) instead of failing
     cache_dir: str = ""           # preprocessed-data and download cache ("" = $GANFORGE_CACHE or ~/.cache/ganforge)
     download: bool = True         # download official files when not found locally (needs network)
@@ -430,7 +433,7 @@ def check_values(cfg: Config) -> None:
               "train.noise_kimg": t.noise_kimg, "loss.r1_gamma": cfg.loss.r1_gamma,
               "loss.r2_gamma": cfg.loss.r2_gamma, "loss.gamma_kimg": cfg.loss.gamma_kimg,
               "train.keep_checkpoints": t.keep_checkpoints, "data.max_items": cfg.data.max_items,
-              "data.resolution": cfg.data.resolution, "data.width": cfg.data.width, "optim.lr_kimg": o.lr_kimg,
+              "data.resolution": cfg.data.resolution, "data.memory_mb": cfg.data.memory_mb, "data.width": cfg.data.width, "optim.lr_kimg": o.lr_kimg,
               "optim.weight_decay": o.weight_decay, "model.depth": m.depth, "model.mbstd": m.mbstd}
     for k, v in nonneg.items():
         if v < 0:
@@ -504,7 +507,8 @@ def load_preset(name: str) -> Config:
 
 
 def load_source(source: str | Path | dict | Config | None = None) -> Config:
-    """Preset name, YAML path, dict or Config -> a new Config (not yet validated; see components.resolve)."""
+    """Preset name, YAML path, directory of images (the `folder` preset on it), dict or Config -> a new Config
+    (not yet validated; see components.resolve). A preset name wins over a directory of that name: ./NAME."""
     if source is None or source == "":
         return load_preset("digits")
     if isinstance(source, Config):
@@ -513,6 +517,13 @@ def load_source(source: str | Path | dict | Config | None = None) -> Config:
         return from_dict(source)
     if str(source).endswith((".yaml", ".yml")) or Path(str(source)).is_file():
         return from_dict(load_yaml(source), where=str(source))
+    if str(source) not in preset_names() and Path(str(source)).expanduser().is_dir():
+        cfg = load_preset("folder")  # `ganforge train DIR`: the folder preset on it (recipes.adapt_to_folder)
+        cfg.data.path = str(Path(str(source)).expanduser())
+        return cfg
+    if "/" in str(source) or str(source).startswith(("~", ".")):
+        raise GanforgeError(f"{source}: no such file or directory; give a preset ({', '.join(preset_names())}), "
+                            "a .yaml config or a folder of images")
     return load_preset(str(source))
 
 

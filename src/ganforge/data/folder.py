@@ -18,6 +18,10 @@ repeats the grey level; alpha is composited on white; RGB -> grey is ITU-R 601 l
 The result is cached in `cache_dir(data.cache_dir)/folder/<key>.npz`, keyed by a hash of the sorted relative
 paths, sizes and modification times of the files and of every preprocessing option, so the next run with the
 same files and options loads at once without decoding any image.
+
+Data larger than memory (`data.storage` disk, or auto when the decoded images would take more than
+`data.memory_mb`, by default a quarter of the RAM): the cache is a directory `<key>/` in the on-disk format of
+data/disk.py instead, written row by row (memory: one chunk of images), and training reads it per minibatch.
 """
 from __future__ import annotations
 
@@ -32,11 +36,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..errors import GanforgeError
 from ..utils.files import atomic_write
-from ..utils.images import IMAGE_EXTS, RESAMPLE_NAME, convert_channels, list_images, read_image
+from ..utils.images import IMAGE_EXTS, RESAMPLE_NAME, convert_channels, list_images, natural_kind, read_image
 from .base import DATASETS, Data, cache_dir, requested_size
+from .disk import DiskWriter, memory_limit_bytes, read_disk
 
 CACHE_VERSION = 1  # bump when the preprocessing changes, so old caches are not reused
 
@@ -99,25 +105,38 @@ def folder(cfg) -> Data:
     options = dict(size=size, channels=cfg.channels, crop=cfg.crop if size else None,
                    seed=cfg.seed if size and cfg.crop == "random" else None,
                    max_items=cfg.max_items, skip_corrupt=cfg.skip_corrupt)
-    cache_file = cache_dir(cfg.cache_dir) / "folder" / f"{_cache_key(listing, options)}.npz"
-    cached = _load_cache(cache_file)
+    key = _cache_key(listing, options)
+    cache_file = cache_dir(cfg.cache_dir) / "folder" / f"{key}.npz"
+    disk_dir = cache_dir(cfg.cache_dir) / "folder" / key
+    storage = cfg.storage
+    if storage == "auto":
+        storage = "disk" if (disk_dir / "meta.json").is_file() else "memory" if cache_file.is_file() else \
+            "disk" if _estimate_bytes(root, listing, size, cfg) > memory_limit_bytes(cfg.memory_mb) else "memory"
+    cached = read_disk(disk_dir) if storage == "disk" else _load_cache(cache_file)
     if cached is not None:
         x, labels, meta = cached
         if meta["skipped"]:
             _skip_warning(root, meta["skipped"])
-        cache_status = f"loaded {cache_file}"
+        cache_status = f"loaded {disk_dir if storage == 'disk' else cache_file}"
+    elif storage == "disk":
+        _build_disk(root, listing, size, cfg, disk_dir)
+        x, labels, meta = read_disk(disk_dir)
+        cache_status = f"built and saved {disk_dir} (on disk: read per minibatch)"
     else:
         x, labels, meta = _build(root, listing, size, cfg)
         _save_cache(cache_file, x, labels, meta)
         cache_status = f"built and saved {cache_file}"
-    return Data(x=torch.from_numpy(x), kind="image", name="folder",
+    if storage == "memory":
+        x = torch.from_numpy(x)
+    return Data(x=x, kind="image", name="folder",
                 labels=torch.from_numpy(labels) if meta["class_names"] else None,
                 class_names=meta["class_names"] or None,
                 info=dict(source=str(root), files_found=len(listing), files_read=meta["n_read"],
                           skipped=len(meta["skipped"]) + len(unreadable),
                           skipped_files=(unreadable + meta["skipped"])[:20],
                           preprocessing=meta["preprocessing"], cache=cache_status,
-                          max_items=cfg.max_items or None))
+                          max_items=cfg.max_items or None, storage=storage,
+                          disk_file=str(disk_dir / "images.u8") if storage == "disk" else None))
 
 
 def _build(root: Path, listing: list[tuple[str, int, int]], size: tuple[int, int] | None,
@@ -185,3 +204,91 @@ def _build(root: Path, listing: list[tuple[str, int, int]], size: tuple[int, int
     meta = dict(class_names=class_names, n_read=len(kept) + len(skipped), skipped=skipped,
                 preprocessing=preprocessing)
     return x, labels, meta
+
+
+def _estimate_bytes(root: Path, listing: list[tuple[str, int, int]], size: tuple[int, int] | None, cfg) -> int:
+    """Decoded size of the set (from the first image's header when images keep their size; 3 channels unless
+    data.channels says otherwise)."""
+    n = min(len(listing), cfg.max_items or len(listing))
+    if size is None:
+        try:
+            with Image.open(root / listing[0][0]) as im:
+                size = im.size[::-1]
+        except Exception:  # noqa: BLE001  the loader reports the file
+            return 0
+    return n * (cfg.channels or 3) * size[0] * size[1]
+
+
+def _channels_from_headers(root: Path, rel: list[str]) -> int:
+    """data.channels 0 for the on-disk path, decided before decoding: 1 if every image is grey, 4 if every one
+    has alpha, else 3 (the in-memory path's rule, from the headers; unreadable ones are left to the decoder)."""
+    kinds = set()
+    for r in rel:
+        try:
+            with Image.open(root / r) as im:
+                kinds.add(natural_kind(im))
+        except Exception:  # noqa: BLE001
+            continue
+        if len(kinds) > 1 and "RGB" in kinds:
+            break
+    return 1 if kinds == {"L"} else 4 if kinds == {"RGBA"} else 3
+
+
+def _build_disk(root: Path, listing: list[tuple[str, int, int]], size: tuple[int, int] | None, cfg,
+                directory: Path) -> None:
+    """Decode, convert and write every image to the on-disk format, a chunk at a time."""
+    rel = [r for r, _, _ in listing][: cfg.max_items or None]
+    has_labels = all("/" in r for r in rel)
+    class_names = sorted({r.split("/", 1)[0] for r in rel}) if has_labels else []
+    class_of = {c: i for i, c in enumerate(class_names)}
+    c = cfg.channels or _channels_from_headers(root, rel)
+
+    def work(i: int) -> tuple[np.ndarray | None, str]:
+        try:
+            return read_image(root / rel[i], size, cfg.crop, cfg.seed, i)
+        except Exception as e:  # noqa: BLE001  any decoder failure means a corrupt or unsupported file
+            return None, f"{type(e).__name__}: {e}"
+
+    writer, labels, skipped, modes, first = None, [], [], set(), None
+    try:
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            for start in range(0, len(rel), 256):
+                idx = range(start, min(start + 256, len(rel)))
+                for i, (a, note) in zip(idx, pool.map(work, idx), strict=True):
+                    if a is None:
+                        if not cfg.skip_corrupt:
+                            raise GanforgeError(f"{root / rel[i]}: cannot read this image ({note}); delete or replace "
+                                                f"it, or set --set data.skip_corrupt=true to skip unreadable files")
+                        skipped.append(f"{rel[i]} ({note})")
+                        continue
+                    if first is None:
+                        first = rel[i]
+                        writer = DiskWriter(directory, (c, a.shape[0], a.shape[1]), len(rel),
+                                            f"preprocessing {len(rel)} images to disk")
+                    elif a.shape[:2] != writer.shape[1:]:
+                        raise GanforgeError(
+                            f"{root / rel[i]}: is {a.shape[1]}x{a.shape[0]} (WxH) but {first} is "
+                            f"{writer.shape[2]}x{writer.shape[1]}; with data.resolution=0 all images must share one "
+                            f"size; set data.resolution (and data.width) to resize and crop them")
+                    writer.add(convert_channels(a, c).transpose(2, 0, 1))
+                    modes.add(note)
+                    if has_labels:
+                        labels.append(class_of[rel[i].split("/", 1)[0]])
+                if writer is not None:
+                    writer.advance(len(idx))
+        if writer is None:
+            raise GanforgeError(f"data.path: none of the {len(rel)} images under {root} could be read "
+                                f"(first: {skipped[0]}); check the files")
+        if skipped:
+            _skip_warning(root, skipped)
+        preprocessing = [f"decoded as {'/'.join(sorted(modes))}, converted to {c} channel(s)"
+                         + (" (alpha composited on white)" if "RGBA" in modes and c < 4 else "")]
+        if size is not None:
+            preprocessing.append(f"scaled to cover {size[0]}x{size[1]} ({RESAMPLE_NAME}), {cfg.crop} crop"
+                                 + (f" (seed {cfg.seed})" if cfg.crop == "random" else ""))
+        writer.finish(np.array(labels, np.int64), dict(class_names=class_names, n_read=writer.n + len(skipped),
+                                                       skipped=skipped, preprocessing=preprocessing))
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise

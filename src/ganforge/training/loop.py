@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -51,9 +52,12 @@ def train(config: Config | dict | str | None = None, *, overrides: list[str] | N
     dist.init()
     with contextlib.ExitStack() as held:  # the run directory's lock, released however the run ends
         # ---- config, device and data; the run directory claimed ------------------------------------
-        ckpt, ckpt_path, src, run_dir = None, None, None, None
+        ckpt, ckpt_path, src, run_dir, notes = None, None, None, None, []
         if resume is None:
-            cfg = resolve(config, overrides)
+            cfg = resolve(config, overrides, notes)  # notes: what a preset that looks at the data chose, and why
+            if notes and progress and dist.is_main():
+                print("\n".join(["folder preset (override any choice with --set KEY=VALUE):"] +
+                                [f"  {n}" for n in notes]), flush=True)
             if out and dist.is_main():
                 check_free(Path(out))  # at once; checked again under the lock, once the data is read
         else:
@@ -73,13 +77,15 @@ def train(config: Config | dict | str | None = None, *, overrides: list[str] | N
 
         # ---- the training state: nothing is written before all of it checks out --------------------
         state = setup(cfg, data, device)
+        held.callback(state.sampler.close)
         total_nimg = int(round(cfg.train.kimg * 1000))
         if ckpt is not None:
             state.load_state_dict(ckpt, f"checkpoint {ckpt_path}", allow_data_change)
         start_budget(state, minutes)  # the schedule clock's budget (training.budget): --minutes, or the saved one
         if ckpt is not None:
             if state.sched_nimg >= total_nimg:
-                raise GanforgeError(f"this run already reached train.kimg={cfg.train.kimg:g} (its schedule is complete); "
+                raise GanforgeError(f"this run already reached train.kimg={cfg.train.kimg:g} (its schedule is "
+                                    "complete); "
                                     f"extend it with `ganforge train --resume {resume} --set train.kimg=<more>`")
             if run_dir == src:
                 set_aside_newer(run_dir, ckpt_path)  # a resume from an older checkpoint starts a new branch
@@ -88,6 +94,8 @@ def train(config: Config | dict | str | None = None, *, overrides: list[str] | N
         outputs = held.enter_context(Outputs.open(run_dir, cfg, data, device, state.nimg, progress,
                                                   resumed_from=None if ckpt_path is None else
                                                   ckpt_path.name if run_dir == src else str(ckpt_path)))
+        if notes and dist.is_main():
+            outputs.event({"event": "preset", "kimg": state.nimg / 1000, "choices": notes})
         stats = Stats()
         tick_nimg = cfg.train.tick_kimg * 1000
         step, tick_start_nimg, tick_start = 0, state.nimg, time.time()
@@ -116,7 +124,8 @@ def train(config: Config | dict | str | None = None, *, overrides: list[str] | N
 def tick(state: TrainState, stats: Stats, outputs: Outputs, run_dir: Path, elapsed: float, images: int) -> None:
     """Every train.tick_kimg and at the end: the tick's record and a health check; then, on rank 0 and in this
     order, the checkpoint and the exported generator (so that nothing after them can lose the tick), the
-    sample grid, the tick metrics, and the record to log.jsonl / TensorBoard / the progress line."""
+    sample grid, the tick metrics (a failure is a warning and a `metrics_error` in the record: nothing is lost and
+    training continues), and the record to log.jsonl / TensorBoard / the progress line."""
     cfg, t = state.cfg, state.cfg.train
     state.train_time += elapsed
     state.tick += 1
@@ -138,12 +147,11 @@ def tick(state: TrainState, stats: Stats, outputs: Outputs, run_dir: Path, elaps
                 failure = str(e)
                 record["metrics_error"] = failure
         outputs.tick(record, grid)
-    failure = dist.broadcast_object(failure)
+    if failure is not None:  # the tick is saved: a failing metric costs nothing but its value; training goes on
+        warnings.warn(f"tick metrics failed at {state.nimg / 1000:.2f} kimg ({failure}); training continues and "
+                      "this tick's checkpoint and generator are saved (metrics_error in log.jsonl); set "
+                      "train.metrics=[] to skip them", stacklevel=2)
     dist.barrier()
-    if failure is not None:
-        raise GanforgeError(f"tick metrics failed at {state.nimg / 1000:.2f} kimg ({failure}); this tick's "
-                            f"checkpoint and generator are saved: continue with `ganforge train --resume {run_dir} "
-                            "--set train.metrics=[]`")
 
 
 def _live(state: TrainState, outputs: Outputs, elapsed: float, images: int, total_nimg: int) -> None:

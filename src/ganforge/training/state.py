@@ -19,7 +19,7 @@ from torch import nn
 
 from ..augment import build_augment
 from ..config import Config
-from ..data import Data, DeviceSampler, class_frequencies
+from ..data import Data, DeviceSampler, DiskSampler, class_frequencies
 from ..errors import GanforgeError
 from ..losses import Objective
 from ..models import build_models
@@ -141,8 +141,11 @@ def setup(cfg: Config, data: Data, device: torch.device) -> TrainState:
     t = cfg.train
     conv = data.kind == "image"
     configure_backends(t, device)
-    resident = data_on_device(t.data_device, data.x, device)
-    if resident:
+    on_disk = data.info.get("storage") == "disk"  # larger than memory: read per minibatch (data/disk.py)
+    resident = not on_disk and data_on_device(t.data_device, data.x, device)
+    if on_disk:
+        x_src = data.x  # a memory map: never copied or pinned as a whole
+    elif resident:
         x_src = data.x.to(device)
         if conv and t.channels_last:
             x_src = x_src.contiguous(memory_format=torch.channels_last)
@@ -164,8 +167,13 @@ def setup(cfg: Config, data: Data, device: torch.device) -> TrainState:
     opt_d = make_optimizer(cfg.optim, "d", D.parameters(), device)
     gen = torch.Generator(device).manual_seed(t.seed * 1000 + 17)
     data_gen = gen if resident else torch.Generator().manual_seed(t.seed * 1000 + 23)
-    sampler = DeviceSampler(x_src, t.batch, data_gen, device, channels_last=conv and t.channels_last,
-                            own_gen=not resident, labels=data.labels if cfg.model.conditional else None)
+    labels = data.labels if cfg.model.conditional else None
+    if on_disk:
+        sampler = DiskSampler(x_src, data.info["disk_file"], t.batch, data_gen, device,
+                              channels_last=conv and t.channels_last, labels=labels)
+    else:
+        sampler = DeviceSampler(x_src, t.batch, data_gen, device, channels_last=conv and t.channels_last,
+                                own_gen=not resident, labels=labels)
     precision = resolve_precision(t.precision, device, data.kind)
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if precision == "bf16" \
         else contextlib.nullcontext

@@ -17,7 +17,7 @@ from .state import TrainState
 def train_step(s: TrainState, stats: Stats) -> None:
     """Advance `s` by one step (s.nimg grows by batch * d_steps real images)."""
     t, m, o = s.cfg.train, s.cfg.model, s.cfg.optim
-    clock = max(s.sched_nimg, s.nimg)  # every schedule follows the schedule clock (training.budget), not the image count
+    clock = max(s.sched_nimg, s.nimg)  # schedules follow the schedule clock (training.budget), not the image count
     sigma = noise_std(t.noise_schedule, t.noise_std, t.noise_kimg, clock)
     if o.lr_schedule != "constant":  # plain Python floats: no host sync
         mult = lr_multiplier(o.lr_schedule, o.lr_kimg, o.lr_final, clock)

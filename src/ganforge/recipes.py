@@ -1,0 +1,159 @@
+"""Presets that look at the data: `ganforge train DIR` (the `folder` preset) surveys a folder of images and
+chooses resolution, architecture, batch, augmentation, tick metrics and tick length for it, saying why.
+
+Only keys the user did not set (with --set) are chosen; the rest of the `folder` preset is its YAML. The survey
+reads the headers of up to SURVEY_MAX images spread over the folder (no decoding), so it takes a moment even on
+a folder of a million files. The rules and the measurements behind them are in docs/howto.md ("Train on your
+own images") and docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from .config import Config, set_key
+from .errors import GanforgeError
+from .utils.images import IMAGE_EXTS, list_images, natural_kind
+
+SURVEY_MAX = 256          # image headers read by the survey
+MIN_IMAGES = 8            # the smallest batch the preset uses
+CPU_MAX_SIDE = 64         # resolution cap on CPU (in pixels: 64x64): a DCGAN step costs ~4x per doubling of the side
+GPU_MAX_SIDE = 256        # resolution cap on a GPU (the r3gan family goes to 256)
+SMALL_DATA = 30_000       # fewer images: differentiable augmentation with ADA's adaptive p (Karras et al. 2020:
+                          # it helps up to ~30k and beyond; DiffAugment: CIFAR-10 at 10-20%, 5-10k images)
+
+
+@dataclass
+class Survey:
+    n: int                                     # image files found
+    sizes: list[tuple[int, int]]               # (width, height) of the surveyed images
+    kinds: set[str]                            # "L" | "RGB" | "RGBA" among them
+    classes: list[str] = field(default_factory=list)  # first-level subfolders, when every image is in one
+    unreadable: int = 0                        # surveyed files whose header could not be read
+
+    @property
+    def same_size(self) -> bool:
+        return len(set(self.sizes)) == 1
+
+    @property
+    def median_size(self) -> tuple[int, int]:
+        return (int(statistics.median(w for w, _ in self.sizes)), int(statistics.median(h for _, h in self.sizes)))
+
+
+def survey(path: str | Path) -> Survey:
+    """Count the images under `path` and read the headers of up to SURVEY_MAX of them, evenly spread."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise GanforgeError(f"data.path: {root} {'is not a directory' if root.exists() else 'does not exist'}; "
+                            f"point it at a folder of {'/'.join(e[1:] for e in IMAGE_EXTS)} images")
+    listing = list_images(root, unreadable=[])
+    if not listing:
+        raise GanforgeError(f"data.path: no images (.png, .jpg, .jpeg, .webp, .bmp) found under {root}; "
+                            "check the path")
+    rel = [r for r, _, _ in listing]
+    step = max(1, len(rel) // SURVEY_MAX)
+    sizes, kinds, bad = [], set(), 0
+    for r in rel[::step][:SURVEY_MAX]:
+        try:
+            with Image.open(root / r) as im:  # the header only: no pixels are decoded
+                w, h = im.size
+                if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF rotation by 90 degrees: sides swap
+                    w, h = h, w
+                sizes.append((w, h))
+                kinds.add(natural_kind(im))
+        except Exception:  # noqa: BLE001  an unreadable header: the loader reports (or skips) the file
+            bad += 1
+    if not sizes:
+        raise GanforgeError(f"data.path: none of the {len(rel[::step][:SURVEY_MAX])} surveyed images under {root} "
+                            "could be read; check the files")
+    labelled = all("/" in r for r in rel)
+    classes = sorted({r.split("/", 1)[0] for r in rel}) if labelled else []
+    return Survey(len(rel), sizes, kinds, classes if len(classes) >= 2 else [], bad)
+
+
+def _pow2_at_most(x: int) -> int:
+    p = 1
+    while p * 2 <= x:
+        p *= 2
+    return p
+
+
+def _halvable(h: int, w: int) -> bool:
+    """The conv families' rule (models.dcgan.plan): both sides halve together at least once to >= 4."""
+    return h % 2 == 0 and w % 2 == 0 and min(h, w) // 2 >= 4
+
+
+def choose_geometry(s: Survey, max_side: int) -> tuple[int, int, str]:
+    """(data.resolution, data.width, why): native when every image has one size that the nets take and no more
+    pixels than max_side squared; else the largest power of two within the median short side and max_side, with
+    the median aspect ratio kept (width rounded to what the nets can halve down to 4 pixels)."""
+    w, h = s.median_size
+    if s.same_size and w * h <= max_side ** 2 and _halvable(h, w):
+        return 0, 0, f"native {w}x{h}: every surveyed image has this size, within {max_side}x{max_side} pixels"
+    side = _pow2_at_most(min(min(w, h), max_side))
+    if side < 8:
+        raise GanforgeError(f"data.path: the images are tiny (median {w}x{h}); the conv nets need at least 8 "
+                            "pixels a side: set data.resolution (e.g. 8 or 16) to upscale them")
+    why = ("images of several sizes" if not s.same_size else f"{w}x{h} images") + \
+        f": scaled to cover and centre-cropped; cap {max_side} on this device"
+    ratio = max(w, h) / min(w, h)
+    if ratio <= 1.05:
+        return side, 0, f"{side}x{side} ({why})"
+    unit = side // 4  # the nets halve both sides down to 4 pixels: the long side must be a multiple of side / 4
+    long = min(max(round(side * ratio / unit), 4) * unit, 2 * max_side)
+    height, width = (side, long) if w > h else (long, side)
+    return height, width, f"{height}x{width} (HxW), the median aspect {w}:{h} kept ({why})"
+
+
+def adapt_to_folder(cfg: Config, user_keys: set[str], device: str = "auto") -> list[str]:
+    """Fill the `folder` preset's data-dependent keys that the user did not set; returns one line per choice."""
+    if not cfg.data.path:
+        raise GanforgeError("data.path: the folder preset needs a directory of images: `ganforge train DIR` or "
+                            "`ganforge train folder --set data.path=DIR`")
+    s = survey(cfg.data.path)
+    if s.n < MIN_IMAGES:
+        raise GanforgeError(f"data.path: only {s.n} image(s) under {cfg.data.path}; a GAN learns a distribution "
+                            f"from many examples: give it at least {MIN_IMAGES} (a few hundred or more work well "
+                            "with the augmentation the folder preset turns on)")
+    gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    notes = [f"folder {cfg.data.path}: {s.n} images, {'/'.join(sorted(s.kinds))}"
+             + (f", {len(s.classes)} classes from subfolders" if s.classes else ", no labels (no class subfolders)")]
+
+    def choose(key: str, value, why: str) -> None:
+        if key in user_keys:
+            return
+        set_key(cfg, key, value, where="folder preset")
+        notes.append(f"{key}={value}: {why}")
+
+    if "data.resolution" not in user_keys:
+        res, width, why = choose_geometry(s, GPU_MAX_SIDE if gpu else CPU_MAX_SIDE)
+        choose("data.resolution", res, why)
+        if width:
+            choose("data.width", width, "keeps the aspect ratio")
+    side = cfg.data.resolution or max(s.median_size)
+    if gpu and side >= 128:
+        choose("model.arch", "r3gan", f"{side} px on a GPU: the normalisation-free ResNet (R3GAN's recipe)")
+        for k, v in (("model.g_norm", "none"), ("model.d_norm", "none"), ("loss.name", "relativistic"),
+                     ("loss.r1_gamma", 0.5), ("loss.r2_gamma", 0.5), ("optim.g_betas", [0.0, 0.99]),
+                     ("optim.d_betas", [0.0, 0.99]), ("optim.g_lr", 2e-4), ("optim.d_lr", 2e-4)):
+            choose(k, v, "R3GAN's recipe")
+    batch = 64 if s.n >= 2000 else max(8, _pow2_at_most(s.n // 8))
+    choose("train.batch", batch, f"{s.n} images" + ("" if batch == 64 else ": smaller batches for few images"))
+    if s.n < SMALL_DATA:
+        choose("augment.policy", ["color", "translation", "cutout"],
+               f"fewer than {SMALL_DATA:,} images: D would memorise them (DiffAugment, ADA)")
+        choose("augment.adaptive", True, "ADA: p rises only as far as D overfits (target E[sign D(x)] = 0.6)")
+    if s.classes:
+        choose("train.metrics", ["domain_fd", "class_kl"], "labels from subfolders: a classifier of them judges")
+    else:
+        choose("train.metrics", [], "no labels: every image metric here needs labels or the Inception weights "
+               "(`ganforge eval RUN --metrics fid` where the weights file exists)")
+    choose("train.tick_kimg", 50 if side <= 32 else 20 if side <= 64 else 10, "a tick every minute or two")
+    if s.unreadable:
+        notes.append(f"warning: {s.unreadable} of the surveyed files could not be read; the loader will stop at "
+                     "the first unreadable one (or skip them with --set data.skip_corrupt=true)")
+    return notes
