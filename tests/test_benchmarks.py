@@ -2,6 +2,9 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from .conftest import ROOT
 
@@ -49,3 +52,21 @@ def test_stacked_benchmark_prints_a_row_per_config_and_seed(tmp_path):
     for row in rows:
         assert 1 <= int(row[4]) <= 1000 and 0 <= float(row[5]) <= 6.91 and "% (triple " in row[6]
     assert (tmp_path / "runs" / "pac2-s0" / "generator").is_dir()
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="Debian package dataset-fashion-mnist is not installed")
+def test_own_images_benchmark_writes_pngs_and_measures_memory(tmp_path):
+    script = str(ROOT / "benchmarks" / "own_images.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, script, "pngs", str(tmp_path / "p"), "--n", "40", "--size", "16", "--rgb"],
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(list((tmp_path / "p").glob("*.png"))) == 40
+    r = subprocess.run([sys.executable, script, "memory", str(tmp_path / "p"), "--minutes", "0.05", "--out",
+                        str(tmp_path / "m")], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = [line.split("|")[1:-1] for line in r.stdout.splitlines() if line.startswith("| disk") or
+            line.startswith("| memory")]
+    assert [x[0].strip() for x in rows] == ["disk", "memory"]
+    assert all(float(v) > 0 for x in rows for v in x[2:]), rows

@@ -102,6 +102,10 @@ def test_schedules():
     assert lr_multiplier("linear", 10, 0.1, 20000) == pytest.approx(0.1)
     assert lr_multiplier("cosine", 10, 0.0, 0) == pytest.approx(1.0)
     assert lr_multiplier("cosine", 10, 0.0, 5000) == pytest.approx(0.5)
+    # hold-linear: 1 until 80% of the window, then a straight line to the final factor
+    assert lr_multiplier("hold-linear", 10, 0.0, 8000) == 1.0
+    assert lr_multiplier("hold-linear", 10, 0.0, 9000) == pytest.approx(0.5)
+    assert lr_multiplier("hold-linear", 10, 0.2, 10000) == pytest.approx(0.2)
     for sched in ("linear", "cosine", "exponential"):
         assert noise_std(sched, 0.2, 10, 0) == pytest.approx(0.2)
         assert noise_std(sched, 0.2, 10, 10000) == 0.0

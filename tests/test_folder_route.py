@@ -88,7 +88,8 @@ def test_the_user_s_settings_win_and_the_choices_are_explained(tmp_path):
     assert "40 images" in text and "no labels" in text and "train.metrics=[]" in text
     assert "train.batch" not in text and "augment.policy" not in text
     cfg = resolve("folder", [f"data.path={tmp_path / 'imgs'}", "data.resolution=16"], notes := [])
-    assert cfg.data.resolution == 16 and cfg.augment.adaptive and not any("data.resolution" in n for n in notes)
+    assert cfg.data.resolution == 16 and cfg.augment.p == 1.0 and cfg.augment.policy
+    assert not any("data.resolution" in n for n in notes)
 
 
 def test_labelled_folders_get_label_metrics_and_big_folders_no_augmentation(tmp_path, monkeypatch):
@@ -106,7 +107,7 @@ def test_train_dir_end_to_end(tmp_path):
     r = run_cli("train", str(imgs), "--out", str(tmp_path / "run"), *_sets(*SMALL))
     assert r.returncode == 0, r.stderr[-3000:]
     assert "folder preset" in r.stdout and "data.resolution=0: native 16x12" in r.stdout
-    assert "augment.adaptive=True" in r.stdout
+    assert "augment.p=1.0" in r.stdout and "optim" not in r.stdout  # the lr schedule is the preset's own
     log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert log[0]["event"] == "preset" and any("24 images" in c for c in log[0]["choices"])
     ticks = [x for x in log if x["event"] == "tick"]

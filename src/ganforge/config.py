@@ -118,9 +118,9 @@ class TrainConfig:
     keep_checkpoints: int = 3     # how many tick checkpoints to keep (the newest); 0 = keep all
     seed: int = 0                 # seeds weights, latents, data order and noise
     device: str = "auto"          # auto | cpu | cuda | cuda:N | mps
-    precision: Literal["fp32", "bf16", "auto"] = "fp32"  # bf16 = autocast; auto = bf16 for conv nets where the
-                                  # hardware has native bf16
-    channels_last: bool = False   # channels_last memory format for conv nets
+    precision: Literal["fp32", "bf16", "auto"] = "auto"  # bf16 = autocast; auto = bf16 for conv nets where the
+                                  # hardware has native bf16 (CUDA, CPUs with AMX or AVX512-BF16)
+    channels_last: Literal["auto"] | bool = "auto"  # channels_last memory format for conv nets; auto = on CUDA
     compile: bool = False         # torch.compile the G and D forward passes (penalties stay eager; eager fallback)
     cudnn_benchmark: bool = True  # CUDA: let cuDNN time its convolution algorithms once per shape and keep the fastest
     sync_bn: bool = False         # multi-GPU: batch-norm statistics over the global batch (SyncBatchNorm; not on CPU)
@@ -433,7 +433,8 @@ def check_values(cfg: Config) -> None:
               "train.noise_kimg": t.noise_kimg, "loss.r1_gamma": cfg.loss.r1_gamma,
               "loss.r2_gamma": cfg.loss.r2_gamma, "loss.gamma_kimg": cfg.loss.gamma_kimg,
               "train.keep_checkpoints": t.keep_checkpoints, "data.max_items": cfg.data.max_items,
-              "data.resolution": cfg.data.resolution, "data.memory_mb": cfg.data.memory_mb, "data.width": cfg.data.width, "optim.lr_kimg": o.lr_kimg,
+              "data.resolution": cfg.data.resolution, "data.memory_mb": cfg.data.memory_mb,
+              "data.width": cfg.data.width, "optim.lr_kimg": o.lr_kimg,
               "optim.weight_decay": o.weight_decay, "model.depth": m.depth, "model.mbstd": m.mbstd}
     for k, v in nonneg.items():
         if v < 0:

@@ -23,8 +23,8 @@ SURVEY_MAX = 256          # image headers read by the survey
 MIN_IMAGES = 8            # the smallest batch the preset uses
 CPU_MAX_SIDE = 64         # resolution cap on CPU (in pixels: 64x64): a DCGAN step costs ~4x per doubling of the side
 GPU_MAX_SIDE = 256        # resolution cap on a GPU (the r3gan family goes to 256)
-SMALL_DATA = 30_000       # fewer images: differentiable augmentation with ADA's adaptive p (Karras et al. 2020:
-                          # it helps up to ~30k and beyond; DiffAugment: CIFAR-10 at 10-20%, 5-10k images)
+SMALL_DATA = 30_000       # fewer images: differentiable augmentation, always on (DiffAugment, Zhao et al. 2020:
+                          # CIFAR-10 at 10-20%, 5-10k images; ADA, Karras et al. 2020: it helps up to ~30k)
 
 
 @dataclass
@@ -145,8 +145,9 @@ def adapt_to_folder(cfg: Config, user_keys: set[str], device: str = "auto") -> l
     choose("train.batch", batch, f"{s.n} images" + ("" if batch == 64 else ": smaller batches for few images"))
     if s.n < SMALL_DATA:
         choose("augment.policy", ["color", "translation", "cutout"],
-               f"fewer than {SMALL_DATA:,} images: D would memorise them (DiffAugment, ADA)")
-        choose("augment.adaptive", True, "ADA: p rises only as far as D overfits (target E[sign D(x)] = 0.6)")
+               f"fewer than {SMALL_DATA:,} images: D would memorise them (DiffAugment)")
+        choose("augment.p", 1.0, "every image, as DiffAugment; on 2,000 Fashion-MNIST images ADA's adaptive p "
+               "stayed near 0 and lost to it (docs/benchmarks.md)")
     if s.classes:
         choose("train.metrics", ["domain_fd", "class_kl"], "labels from subfolders: a classifier of them judges")
     else:

@@ -27,7 +27,13 @@ _constant = Schedule(lambda t, final: 1.0, windowed=False, doc="no change")
 _linear = Schedule(lambda t, final: 1.0 + (final - 1.0) * t, doc="straight line from 1 to the final factor")
 _cosine = Schedule(lambda t, final: final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * t)),
                    doc="half a cosine from 1 to the final factor")
-for _name, _s in (("constant", _constant), ("linear", _linear), ("cosine", _cosine)):
+# hold, then decay over the last HOLD_TAIL of the window: the "stable-decay" shape of budget-agnostic schedules
+# (warmup-stable-decay, without the warm-up): under a --minutes budget the rate stays high for most of the time on
+# any machine and is annealed in the budget's last fifth (benchmarks.md, "The same budget at a fraction of the speed")
+HOLD_TAIL = 0.2
+_hold_linear = Schedule(lambda t, final: 1.0 if t <= 1 - HOLD_TAIL
+                        else 1.0 + (final - 1.0) * (t - 1 + HOLD_TAIL) / HOLD_TAIL, doc="1 for the first 80% of the window, then a straight line to the final factor")
+for _name, _s in (("constant", _constant), ("linear", _linear), ("cosine", _cosine), ("hold-linear", _hold_linear)):
     LR_SCHEDULES.register(_name)(_s)
     NOISE_SCHEDULES.register(_name)(_s)
 # 100x decay over the window (0.01^t), then 0: a smooth "temperature" that ends exactly at zero

@@ -21,6 +21,15 @@ def resolve_precision(precision: str, device: torch.device, kind: str) -> str:
     return "fp32"
 
 
+def resolve_channels_last(setting, device: torch.device, kind: str) -> bool:
+    """train.channels_last -> on or off. 'auto' is on for conv nets on CUDA, where cuDNN's NHWC kernels run the
+    bf16 tensor cores without layout conversions; off elsewhere (on CPU it was no faster for ganforge's nets
+    at fp32, and it is a setting to measure, benchmarks/throughput.py)."""
+    if setting == "auto":
+        return kind == "image" and device.type == "cuda"
+    return bool(setting) and kind == "image"
+
+
 def configure_backends(t, device: torch.device) -> None:
     """Process-wide backend switches for training on `device` (train.cudnn_benchmark)."""
     if device.type == "cuda":

@@ -118,6 +118,9 @@ def train(config: Config | dict | str | None = None, *, overrides: list[str] | N
     if stop.set and dist.is_main():
         print(f"stopped by {stop.name} at {state.nimg / 1000:.2f} kimg; checkpoint and generator saved in {run_dir}; "
               f"continue with `ganforge train --resume {run_dir}`")
+    elif state.budget is not None and state.nimg < total_nimg and progress and dist.is_main():
+        print(f"the --minutes budget is spent: {state.nimg / 1000:.1f} of train.kimg={cfg.train.kimg:g} kimg seen, "
+              "with every schedule completed on the schedule clock")
     return run_dir
 
 

@@ -27,7 +27,7 @@ from ..optim import make_optimizer
 from ..utils import distributed as dist
 from .budget import Budget, budget_state, load_budget
 from .compile import CompiledOrEager
-from .device import configure_backends, data_on_device, resolve_precision
+from .device import configure_backends, data_on_device, resolve_channels_last, resolve_precision
 
 # What every checkpoint must hold (train_time, world_size and extras are optional: older checkpoints lack them).
 REQUIRED = ("config", "G", "D", "G_ema", "opt_g", "opt_d", "nimg", "tick", "rng", "data")
@@ -139,7 +139,7 @@ def _data_changes(saved: dict | None, now: dict) -> list[str]:
 def setup(cfg: Config, data: Data, device: torch.device) -> TrainState:
     """Data on the device, fresh G / D / G_ema, optimisers, RNG and the objective, as train.* asks."""
     t = cfg.train
-    conv = data.kind == "image"
+    cl = resolve_channels_last(t.channels_last, device, data.kind)  # channels_last memory format
     configure_backends(t, device)
     on_disk = data.info.get("storage") == "disk"  # larger than memory: read per minibatch (data/disk.py)
     resident = not on_disk and data_on_device(t.data_device, data.x, device)
@@ -147,7 +147,7 @@ def setup(cfg: Config, data: Data, device: torch.device) -> TrainState:
         x_src = data.x  # a memory map: never copied or pinned as a whole
     elif resident:
         x_src = data.x.to(device)
-        if conv and t.channels_last:
+        if cl:
             x_src = x_src.contiguous(memory_format=torch.channels_last)
     else:
         x_src = data.x.pin_memory() if device.type == "cuda" else data.x
@@ -155,7 +155,7 @@ def setup(cfg: Config, data: Data, device: torch.device) -> TrainState:
     class_freq = class_frequencies(data) if cfg.model.conditional else None
     G, D = build_models(cfg.model, data.shape, data.kind, 0 if class_freq is None else len(class_freq))
     G, D = G.to(device), D.to(device)
-    if conv and t.channels_last and not t.compile:  # activations follow the weights' layout (a compiled
+    if cl and not t.compile:  # activations follow the weights' layout (a compiled
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)  # net: inductor's)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)  # plain BatchNorm even with train.sync_bn
     if t.sync_bn and dist.active():
@@ -170,9 +170,9 @@ def setup(cfg: Config, data: Data, device: torch.device) -> TrainState:
     labels = data.labels if cfg.model.conditional else None
     if on_disk:
         sampler = DiskSampler(x_src, data.info["disk_file"], t.batch, data_gen, device,
-                              channels_last=conv and t.channels_last, labels=labels)
+                              channels_last=cl, labels=labels)
     else:
-        sampler = DeviceSampler(x_src, t.batch, data_gen, device, channels_last=conv and t.channels_last,
+        sampler = DeviceSampler(x_src, t.batch, data_gen, device, channels_last=cl,
                                 own_gen=not resident, labels=labels)
     precision = resolve_precision(t.precision, device, data.kind)
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if precision == "bf16" \
