@@ -25,6 +25,16 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subproce
                           cwd=cwd, timeout=timeout, env=env)
 
 
+def one_line_error(r: subprocess.CompletedProcess, *fragments: str) -> None:
+    """A user error: exit code 2, no traceback, exactly one line on stderr holding every fragment."""
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr[-2000:])
+    assert "Traceback" not in r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1, r.stderr
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
 @pytest.fixture
 def tiny_overrides():
     return list(TINY)

@@ -1,5 +1,6 @@
 """Data larger than memory: the folder's images preprocessed once to disk and read per minibatch (data/disk.py,
 DiskSampler): the same minibatches as host memory, exact resume, invalidation, and bounded memory."""
+import importlib.util
 import json
 import subprocess
 import sys
@@ -13,6 +14,8 @@ import ganforge
 from ganforge.config import DataConfig
 from ganforge.data import build_dataset
 from ganforge.training.checkpoint import list_checkpoints, load_checkpoint
+
+from .conftest import ROOT
 
 SMALL = ["model.z_dim=8", "model.g_width=8", "model.d_width=8", "train.kimg=0.256", "train.tick_kimg=0.128",
          "train.grid_size=8", "train.precision=fp32", "train.ema_kimg=0.01", "train.batch=16",
@@ -78,20 +81,12 @@ def test_an_unfinished_write_is_not_trusted(tmp_path):
     assert build_dataset(cfg).info["cache"].startswith("built")
 
 
-PEAK = """import sys, threading, time
-peak = [0]
-def watch():  # the process's own (anonymous) memory: file pages, libraries included, are the page cache's
-    while True:
-        for line in open("/proc/self/status"):
-            if line.startswith("RssAnon:"):
-                peak[0] = max(peak[0], int(line.split()[1]) * 1024)
-        time.sleep(0.01)
-threading.Thread(target=watch, daemon=True).start()
-from ganforge.cli import main
-code = main(sys.argv[1:])
-time.sleep(0.05)
-print(peak[0])
-sys.exit(code)"""
+def _watcher() -> str:
+    """benchmarks/own_images.py's WATCH: ganforge's CLI in a child that reports its peak memory on stderr."""
+    spec = importlib.util.spec_from_file_location("own_images", ROOT / "benchmarks" / "own_images.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.WATCH
 
 
 def test_a_folder_larger_than_the_memory_cap_trains_within_it(tmp_path):
@@ -107,11 +102,11 @@ def test_a_folder_larger_than_the_memory_cap_trains_within_it(tmp_path):
     for name, extra in (("memory", ["data.storage=memory"]), ("capped", ["data.memory_mb=8"])):
         sets = [a for kv in SMALL + [f"data.cache_dir={cache}", "train.kimg=0.512", "train.tick_kimg=0.256",
                                      *extra] for a in ("--set", kv)]
-        cmd = [sys.executable, "-c", PEAK, "train", str(d), "--quiet",
+        cmd = [sys.executable, "-c", _watcher(), "train", str(d), "--quiet",
                "--out", str(tmp_path / name), *sets]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stderr[-3000:]
-        peaks[name] = int(r.stdout.split()[-1])
+        peaks[name] = int(r.stderr.split("PEAK")[-1].split()[0])  # anonymous memory
         log = [json.loads(x) for x in (tmp_path / name / "log.jsonl").read_text().splitlines()]
         assert log[-1]["nimg"] == 512
     assert peaks["memory"] - peaks["capped"] > 0.7 * size, {k: v / 2**20 for k, v in peaks.items()}

@@ -14,7 +14,7 @@ from ganforge.components import resolve
 from ganforge.recipes import Survey, choose_geometry, survey
 from ganforge.training.checkpoint import list_checkpoints
 
-from .conftest import run_cli
+from .conftest import one_line_error, run_cli
 
 SMALL = ["model.z_dim=8", "model.g_width=8", "model.d_width=8", "train.kimg=0.064", "train.tick_kimg=0.032",
          "train.grid_size=8", "train.precision=fp32", "train.ema_kimg=0.01"]
@@ -34,13 +34,6 @@ def _write(d, n, size=(12, 8), mode="L", seed=0, ext="png"):
     return d
 
 
-def _one_line_error(r, *fragments):
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr[-2000:])
-    assert "Traceback" not in r.stderr
-    lines = [x for x in r.stderr.splitlines() if x.strip()]
-    assert len(lines) == 1, r.stderr
-    for f in fragments:
-        assert f in lines[0], lines[0]
 
 
 # ---- the survey and the choices ----------------------------------------------------------------------
@@ -167,7 +160,7 @@ def test_bad_folders_give_one_clear_line_and_leave_nothing(catalogue, case):
     d, cases = catalogue
     args, fragments = cases[case]
     out = d / f"run-{case.replace(' ', '-')}"
-    _one_line_error(run_cli("train", *args, "--out", str(out), *_sets(*SMALL)), *fragments)
+    one_line_error(run_cli("train", *args, "--out", str(out), *_sets(*SMALL)), *fragments)
     assert not out.exists()
 
 
@@ -220,7 +213,7 @@ def test_a_folder_that_changes_is_not_silently_reused(tmp_path):
     Image.fromarray(np.full((8, 12), 200, np.uint8)).save(buf, format="PNG")
     (d / "0-0005.png").write_bytes(buf.getvalue())  # one image replaced
     r = run_cli("train", "--resume", str(run), *_sets("train.kimg=0.128"))
-    _one_line_error(r, "training data changed", "--allow-data-change")
+    one_line_error(r, "training data changed", "--allow-data-change")
     assert list_checkpoints(run)[-1] == first
     # the preprocessed cache of the old contents was not reused: the new contents have a cache of their own
     assert len(list((tmp_path / "cache" / "folder").glob("*.npz"))) == 2

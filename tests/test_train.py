@@ -8,7 +8,7 @@ import torch
 import ganforge
 from ganforge.training.checkpoint import list_checkpoints, load_checkpoint
 
-from .conftest import TINY, run_cli
+from .conftest import TINY, one_line_error, run_cli
 
 
 def _train(out, *extra, kimg=None):
@@ -125,21 +125,14 @@ def test_divergence_is_reported_without_overwriting(tmp_path):
 
 # ---- bad input: one clear line, non-zero exit, nothing destroyed ----------------------------------------
 
-def _one_line_error(r, *fragments):
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr
-    lines = [x for x in r.stderr.splitlines() if x.strip()]
-    assert len(lines) == 1, r.stderr
-    for f in fragments:
-        assert f in lines[0], lines[0]
 
 
 def test_cli_errors(tmp_path):
-    _one_line_error(run_cli("train", "nope"), "unknown preset 'nope'")
-    _one_line_error(run_cli("train", "--set", "train.kimgs=1"), "unknown key 'train.kimgs'", "train.kimg")
-    _one_line_error(run_cli("train", "--set", "train.batch=big"), "train.batch: expected an integer")
-    _one_line_error(run_cli("train", "--resume", str(tmp_path / "missing")), "no such run directory")
-    _one_line_error(run_cli("sample", str(tmp_path / "missing"), "--out", "x.npz"), "not found")
+    one_line_error(run_cli("train", "nope"), "unknown preset 'nope'")
+    one_line_error(run_cli("train", "--set", "train.kimgs=1"), "unknown key 'train.kimgs'", "train.kimg")
+    one_line_error(run_cli("train", "--set", "train.batch=big"), "train.batch: expected an integer")
+    one_line_error(run_cli("train", "--resume", str(tmp_path / "missing")), "no such run directory")
+    one_line_error(run_cli("sample", str(tmp_path / "missing"), "--out", "x.npz"), "not found")
 
 
 def test_corrupt_and_truncated_checkpoints(tmp_path):
@@ -149,9 +142,9 @@ def test_corrupt_and_truncated_checkpoints(tmp_path):
     good = latest.read_bytes()
     latest.write_bytes(good[: len(good) // 2])  # truncated
     r = run_cli("train", "--resume", str(run))
-    _one_line_error(r, "corrupt or truncated", latest.name)
+    one_line_error(r, "corrupt or truncated", latest.name)
     latest.write_bytes(b"\x00garbage" * 100)  # corrupt
-    _one_line_error(run_cli("train", "--resume", str(run)), "corrupt or truncated")
+    one_line_error(run_cli("train", "--resume", str(run)), "corrupt or truncated")
     # nothing was destroyed: the earlier checkpoint is intact and resumable
     assert list_checkpoints(run) == ckpts
     r = run_cli("train", "--resume", str(ckpts[0]), "--quiet")
@@ -164,18 +157,18 @@ def test_out_dir_with_a_run_is_not_overwritten(tmp_path):
     run = _train(tmp_path / "o")
     before = sorted(p.name for p in list_checkpoints(run))
     sets = [a for kv in TINY for a in ("--set", kv)]
-    _one_line_error(run_cli("train", "--out", str(run), *sets), "already holds a run", "--resume")
+    one_line_error(run_cli("train", "--out", str(run), *sets), "already holds a run", "--resume")
     assert sorted(p.name for p in list_checkpoints(run)) == before
 
 
 def test_resume_cannot_change_the_model(tmp_path):
     run = _train(tmp_path / "x")
-    _one_line_error(run_cli("train", "--resume", str(run), "--set", "model.z_dim=4"), "cannot change")
+    one_line_error(run_cli("train", "--resume", str(run), "--set", "model.z_dim=4"), "cannot change")
 
 
 def test_resume_finished_run_says_how_to_extend(tmp_path):
     run = _train(tmp_path / "y")
-    _one_line_error(run_cli("train", "--resume", str(run)), "already reached", "train.kimg")
+    one_line_error(run_cli("train", "--resume", str(run)), "already reached", "train.kimg")
 
 
 def test_presets_command():

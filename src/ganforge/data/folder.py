@@ -139,20 +139,52 @@ def folder(cfg) -> Data:
                           disk_file=str(disk_dir / "images.u8") if storage == "disk" else None))
 
 
+def _classes(rel: list[str]) -> tuple[list[str], dict[str, int]]:
+    """Class names and indices: the first-level subfolders, when every image sits in one; else none."""
+    names = sorted({r.split("/", 1)[0] for r in rel}) if all("/" in r for r in rel) else []
+    return names, {c: i for i, c in enumerate(names)}
+
+
+def _decoder(root: Path, rel: list[str], size: tuple[int, int] | None, cfg):
+    """i -> (uint8 [H, W, 1|3|4], kind), or (None, why) for a file that cannot be decoded."""
+    def work(i: int) -> tuple[np.ndarray | None, str]:
+        try:
+            return read_image(root / rel[i], size, cfg.crop, cfg.seed, i)
+        except Exception as e:  # noqa: BLE001  any decoder failure means a corrupt or unsupported file
+            return None, f"{type(e).__name__}: {e}"
+    return work
+
+
+def _unreadable(path: Path, note: str) -> GanforgeError:
+    return GanforgeError(f"{path}: cannot read this image ({note}); delete or replace it, or set "
+                         "--set data.skip_corrupt=true to skip unreadable files")
+
+
+def _other_size(path: Path, hw: tuple[int, ...], first: str, first_hw: tuple[int, ...]) -> GanforgeError:
+    return GanforgeError(f"{path}: is {hw[1]}x{hw[0]} (WxH) but {first} is {first_hw[1]}x{first_hw[0]}; with "
+                         "data.resolution=0 all images must share one size; set data.resolution (and data.width) "
+                         "to resize and crop them")
+
+
+def _none_read(root: Path, n: int, skipped: list[str]) -> GanforgeError:
+    return GanforgeError(f"data.path: none of the {n} images under {root} could be read (first: {skipped[0]}); "
+                         "check the files")
+
+
+def _preprocessing(modes: set[str], c: int, size: tuple[int, int] | None, cfg) -> list[str]:
+    out = [f"decoded as {'/'.join(sorted(modes))}, converted to {c} channel(s)"
+           + (" (alpha composited on white)" if "RGBA" in modes and c < 4 else "")]
+    if size is not None:
+        out.append(f"scaled to cover {size[0]}x{size[1]} ({RESAMPLE_NAME}), {cfg.crop} crop"
+                   + (f" (seed {cfg.seed})" if cfg.crop == "random" else ""))
+    return out
+
+
 def _build(root: Path, listing: list[tuple[str, int, int]], size: tuple[int, int] | None,
            cfg) -> tuple[np.ndarray, np.ndarray, dict]:
     rel = [r for r, _, _ in listing]
-    # Labels only when every image sits in a first-level subfolder.
-    has_labels = all("/" in r for r in rel)
-    class_names = sorted({r.split("/", 1)[0] for r in rel}) if has_labels else []
-    class_of = {c: i for i, c in enumerate(class_names)}
-
-    def work(i: int) -> tuple[np.ndarray | None, str]:
-        try:
-            return read_image(root / rel[i], size, cfg.crop, cfg.seed, i)  # [H, W, 1|3|4], kind
-        except Exception as e:  # noqa: BLE001  any decoder failure means a corrupt or unsupported file
-            return None, f"{type(e).__name__}: {e}"
-
+    class_names, class_of = _classes(rel)
+    work = _decoder(root, rel, size, cfg)
     limit = cfg.max_items or len(rel)
     arrays: list[np.ndarray | None] = []
     kept: list[int] = []
@@ -170,22 +202,16 @@ def _build(root: Path, listing: list[tuple[str, int, int]], size: tuple[int, int
                     break
                 if a is None:
                     if not cfg.skip_corrupt:
-                        raise GanforgeError(f"{root / rel[i]}: cannot read this image ({note}); delete or replace "
-                                            f"it, or set --set data.skip_corrupt=true to skip unreadable files")
+                        raise _unreadable(root / rel[i], note)
                     skipped.append(f"{rel[i]} ({note})")
                     continue
                 if arrays and a.shape[:2] != arrays[0].shape[:2]:  # type: ignore[union-attr]
-                    h0, w0 = arrays[0].shape[:2]  # type: ignore[union-attr]
-                    raise GanforgeError(
-                        f"{root / rel[i]}: is {a.shape[1]}x{a.shape[0]} (WxH) but {rel[kept[0]]} is {w0}x{h0}; "
-                        f"with data.resolution=0 all images must share one size; set data.resolution "
-                        f"(and data.width) to resize and crop them")
+                    raise _other_size(root / rel[i], a.shape[:2], rel[kept[0]], arrays[0].shape[:2])  # type: ignore
                 arrays.append(a)
                 kept.append(i)
                 modes.add(note)
     if not arrays:
-        raise GanforgeError(f"data.path: none of the {len(rel)} images under {root} could be read "
-                            f"(first: {skipped[0]}); check the files")
+        raise _none_read(root, len(rel), skipped)
     if skipped:
         _skip_warning(root, skipped)
 
@@ -195,14 +221,9 @@ def _build(root: Path, listing: list[tuple[str, int, int]], size: tuple[int, int
     for j, a in enumerate(arrays):
         x[j] = convert_channels(a, c).transpose(2, 0, 1)
         arrays[j] = None  # free as we go: peak memory stays near one copy of the set
-    labels = np.array([class_of[rel[i].split("/", 1)[0]] for i in kept] if has_labels else [], np.int64)
-    preprocessing = [f"decoded as {'/'.join(sorted(modes))}, converted to {c} channel(s)"
-                     + (" (alpha composited on white)" if "RGBA" in modes and c < 4 else "")]
-    if size is not None:
-        preprocessing.append(f"scaled to cover {size[0]}x{size[1]} ({RESAMPLE_NAME}), {cfg.crop} crop"
-                             + (f" (seed {cfg.seed})" if cfg.crop == "random" else ""))
+    labels = np.array([class_of[rel[i].split("/", 1)[0]] for i in kept] if class_names else [], np.int64)
     meta = dict(class_names=class_names, n_read=len(kept) + len(skipped), skipped=skipped,
-                preprocessing=preprocessing)
+                preprocessing=_preprocessing(modes, c, size, cfg))
     return x, labels, meta
 
 
@@ -238,16 +259,9 @@ def _build_disk(root: Path, listing: list[tuple[str, int, int]], size: tuple[int
                 directory: Path) -> None:
     """Decode, convert and write every image to the on-disk format, a chunk at a time."""
     rel = [r for r, _, _ in listing][: cfg.max_items or None]
-    has_labels = all("/" in r for r in rel)
-    class_names = sorted({r.split("/", 1)[0] for r in rel}) if has_labels else []
-    class_of = {c: i for i, c in enumerate(class_names)}
+    class_names, class_of = _classes(rel)
     c = cfg.channels or _channels_from_headers(root, rel)
-
-    def work(i: int) -> tuple[np.ndarray | None, str]:
-        try:
-            return read_image(root / rel[i], size, cfg.crop, cfg.seed, i)
-        except Exception as e:  # noqa: BLE001  any decoder failure means a corrupt or unsupported file
-            return None, f"{type(e).__name__}: {e}"
+    work = _decoder(root, rel, size, cfg)
 
     writer, labels, skipped, modes, first = None, [], [], set(), None
     try:
@@ -257,8 +271,7 @@ def _build_disk(root: Path, listing: list[tuple[str, int, int]], size: tuple[int
                 for i, (a, note) in zip(idx, pool.map(work, idx), strict=True):
                     if a is None:
                         if not cfg.skip_corrupt:
-                            raise GanforgeError(f"{root / rel[i]}: cannot read this image ({note}); delete or replace "
-                                                f"it, or set --set data.skip_corrupt=true to skip unreadable files")
+                            raise _unreadable(root / rel[i], note)
                         skipped.append(f"{rel[i]} ({note})")
                         continue
                     if first is None:
@@ -266,28 +279,20 @@ def _build_disk(root: Path, listing: list[tuple[str, int, int]], size: tuple[int
                         writer = DiskWriter(directory, (c, a.shape[0], a.shape[1]), len(rel),
                                             f"preprocessing {len(rel)} images to disk")
                     elif a.shape[:2] != writer.shape[1:]:
-                        raise GanforgeError(
-                            f"{root / rel[i]}: is {a.shape[1]}x{a.shape[0]} (WxH) but {first} is "
-                            f"{writer.shape[2]}x{writer.shape[1]}; with data.resolution=0 all images must share one "
-                            f"size; set data.resolution (and data.width) to resize and crop them")
+                        raise _other_size(root / rel[i], a.shape[:2], first, writer.shape[1:])
                     writer.add(convert_channels(a, c).transpose(2, 0, 1))
                     modes.add(note)
-                    if has_labels:
+                    if class_names:
                         labels.append(class_of[rel[i].split("/", 1)[0]])
                 if writer is not None:
                     writer.advance(len(idx))
         if writer is None:
-            raise GanforgeError(f"data.path: none of the {len(rel)} images under {root} could be read "
-                                f"(first: {skipped[0]}); check the files")
+            raise _none_read(root, len(rel), skipped)
         if skipped:
             _skip_warning(root, skipped)
-        preprocessing = [f"decoded as {'/'.join(sorted(modes))}, converted to {c} channel(s)"
-                         + (" (alpha composited on white)" if "RGBA" in modes and c < 4 else "")]
-        if size is not None:
-            preprocessing.append(f"scaled to cover {size[0]}x{size[1]} ({RESAMPLE_NAME}), {cfg.crop} crop"
-                                 + (f" (seed {cfg.seed})" if cfg.crop == "random" else ""))
-        writer.finish(np.array(labels, np.int64), dict(class_names=class_names, n_read=writer.n + len(skipped),
-                                                       skipped=skipped, preprocessing=preprocessing))
+        meta = dict(class_names=class_names, n_read=writer.n + len(skipped), skipped=skipped,
+                    preprocessing=_preprocessing(modes, c, size, cfg))
+        writer.finish(np.array(labels, np.int64), meta)
     except BaseException:
         if writer is not None:
             writer.abort()
