@@ -199,11 +199,11 @@ def _bg(*args: str, cwd: Path | None = None) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
 
 
-def _wait_for(cond, timeout: float = 60.0) -> None:
+def _wait_for(cond, timeout: float = 60.0, poll: float = 0.05) -> None:
     t0 = time.time()
     while not cond():
         assert time.time() - t0 < timeout, "timed out"
-        time.sleep(0.05)
+        time.sleep(poll)
 
 
 def test_two_runs_on_one_out_the_second_is_refused(tmp_path):
@@ -350,9 +350,20 @@ TOTAL = 1536
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict:
-    out = ganforge.train("digits", overrides=FAULT, out=tmp_path_factory.mktemp("ref") / "r", progress=False)
-    return load_checkpoint(list_checkpoints(out)[-1])
+def reference_run(tmp_path_factory) -> Path:
+    return ganforge.train("digits", overrides=FAULT, out=tmp_path_factory.mktemp("ref") / "r", progress=False)
+
+
+@pytest.fixture(scope="module")
+def reference(reference_run) -> dict:
+    return load_checkpoint(list_checkpoints(reference_run)[-1])
+
+
+def _seconds_per_tick(run: Path) -> float:
+    """How long one tick of FAULT takes on this machine, from the uninterrupted run's log."""
+    times = [r["time_s"] for r in map(json.loads, (run / "log.jsonl").read_text().splitlines())
+             if r.get("event") == "tick"]
+    return (times[-1] - times[0]) / (len(times) - 1)
 
 
 def _same_as(reference: dict, out: Path) -> None:
@@ -381,15 +392,20 @@ def _newest(out: Path) -> int:
     return int(names[-1][5:15]) if names else 0
 
 
-def test_kill_9_at_random_moments_then_resume_is_exact(reference, tmp_path):
-    """Each trial waits for a random tick (none: killed while starting), then a random fraction of a tick."""
+def test_kill_9_at_random_moments_then_resume_is_exact(reference, reference_run, tmp_path):
+    """Each trial waits for a random tick (none: killed while starting), then a random fraction of a tick.
+
+    The fraction is of this machine's tick time (a fixed sleep outran a whole fast run); the last tick waited for
+    leaves two more before the end, so every kill lands mid-run.
+    """
     rng = random.Random(1234)
+    tick_s = _seconds_per_tick(reference_run)
     points = []
-    for trial, tick in enumerate([0] + rng.sample(range(1, 11), 3)):
+    for trial, tick in enumerate([0] + rng.sample(range(1, 10), 3)):
         out = tmp_path / f"k{trial}"
         p = _bg("train", "digits", "--out", str(out), "--quiet", *[a for kv in FAULT for a in ("--set", kv)])
-        _wait_for(lambda: (out / LOCK).exists() and _newest(out) >= 128 * tick, 120)
-        time.sleep(rng.uniform(0, 0.1))
+        _wait_for(lambda: (out / LOCK).exists() and _newest(out) >= 128 * tick, 120, poll=0.005)
+        time.sleep(rng.uniform(0, tick_s))
         p.kill()  # SIGKILL: no handler runs
         p.communicate()
         points.append(_newest(out))
