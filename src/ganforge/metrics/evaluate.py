@@ -51,6 +51,9 @@ class Inputs:
     options: dict = field(default_factory=dict)  # the metric's own options (validated, defaults filled in)
     fake_labels: torch.Tensor | None = None   # int64 [N_fake]: the classes generated samples were asked for
     real_labels: torch.Tensor | None = None   # int64 [N_real]: the labels of the real items used
+    fake_x: torch.Tensor | None = None        # the generated samples themselves (uint8 images or float vectors)
+    real_x: torch.Tensor | None = None        # the real items used (the `n` subset), as stored
+    heldout: Data | None = None               # real data the generator never trained on (a test split), if any
 
 
 @dataclass(frozen=True)
@@ -286,7 +289,7 @@ def metric_options(name: str, given: dict | None, unknown: list[str] | None = No
 def evaluate(fake: torch.Tensor, real: Data, names: list[str] | str, *, n: int | None = None, seed: int = 0,
              device: str = "cpu", cache: str | Path | None | bool = None, data_key: str = "",
              batch_size: int = 64, options: dict[str, dict] | None = None,
-             fake_labels: torch.Tensor | None = None) -> dict[str, MetricResult]:
+             fake_labels: torch.Tensor | None = None, heldout: Data | None = None) -> dict[str, MetricResult]:
     """Compute metrics `names` of `fake` (uint8 [N, C, H, W] or float32 [N, D], as `Data.x`) against `real`.
 
     n: caps the real items used (a random subset drawn with `seed`; all if None).
@@ -296,6 +299,8 @@ def evaluate(fake: torch.Tensor, real: Data, names: list[str] | str, *, n: int |
     data_key: names the dataset + preprocessing in cache keys (identity also includes a hash of the tensor).
     options: per-metric options {name: {key: value}} for metrics that have options of their own.
     fake_labels: int64 [N] classes the samples were generated for (a conditional generator), for class_acc/class_fd.
+    heldout: real data of the same kind and shape the generator never trained on (a test split), for the
+        metrics that compare with unseen data (memorisation, the two-sample test); None where there is none.
     Features of each feature space are extracted once per set and shared by the metrics that use that space.
     """
     names = [s.strip() for s in names.split(",") if s.strip()] if isinstance(names, str) else list(names)
@@ -329,19 +334,23 @@ def evaluate(fake: torch.Tensor, real: Data, names: list[str] | str, *, n: int |
         groups.setdefault(spec.spaces[real.kind], []).append(spec)
 
     ctx = SpaceContext(cache_root, store, device, batch_size, data_key)
+    if heldout is not None and (heldout.kind != real.kind or heldout.shape != real.shape):
+        raise GanforgeError(f"heldout: expected {real.kind} data of shape {list(real.shape)} like the real set, "
+                            f"got {heldout.kind} {list(heldout.shape)}")
+    x_real = real.x if real_idx is None else real.x[real_idx]
     results: dict[str, MetricResult] = {}
     for space_name, group in groups.items():
         space = SPACES.get(space_name).build(real, ctx)
         fake_feats = space.extract(fake)
         ref = None
         if any(s.needs_real for s in group):
-            x_real = real.x if real_idx is None else real.x[real_idx]
             key = dict(data_key=data_key, dataset=real.name, data_sha256=tensor_sha256(real.x),
                        split=real.info.get("split"), n_real=n_real, subset=subset)
             ref = reference_features(space, x_real, key, store)
         real_labels = None if real.labels is None else (real.labels if real_idx is None else real.labels[real_idx])
         for spec in group:
-            inp = Inputs(space, fake_feats, ref, real, seed, device, opts[spec.name], fake_labels, real_labels)
+            inp = Inputs(space, fake_feats, ref, real, seed, device, opts[spec.name], fake_labels, real_labels,
+                         fake, x_real, heldout)
             values, extra = spec.compute(inp)
             protocol = dict(
                 metric=spec.name, **space.protocol, **extra,
