@@ -18,7 +18,7 @@ from ganforge.training.checkpoint import list_checkpoints, load_checkpoint
 from .conftest import ROOT
 
 SMALL = ["model.z_dim=8", "model.g_width=8", "model.d_width=8", "train.kimg=0.256", "train.tick_kimg=0.128",
-         "train.grid_size=8", "train.precision=fp32", "train.ema_kimg=0.01", "train.batch=16",
+         "train.grid_size=8", "train.precision=fp32", "train.ema_kimg=0.01", "train.metrics=[]", "train.batch=16",
          "augment.policy=[]"]
 
 

@@ -17,7 +17,7 @@ from ganforge.training.checkpoint import list_checkpoints
 from .conftest import one_line_error, run_cli
 
 SMALL = ["model.z_dim=8", "model.g_width=8", "model.d_width=8", "train.kimg=0.064", "train.tick_kimg=0.032",
-         "train.grid_size=8", "train.precision=fp32", "train.ema_kimg=0.01"]
+         "train.grid_size=8", "train.precision=fp32", "train.ema_kimg=0.01", "train.metrics=[]"]
 
 
 def _sets(*kv):
@@ -78,7 +78,7 @@ def test_the_user_s_settings_win_and_the_choices_are_explained(tmp_path):
     assert cfg.preset == "folder" and cfg.data.path == str(tmp_path / "imgs")
     assert (cfg.data.resolution, cfg.train.batch, cfg.augment.policy) == (0, 16, [])  # native; the user's
     text = "\n".join(notes)
-    assert "40 images" in text and "no labels" in text and "train.metrics=[]" in text
+    assert "40 images" in text and "no labels" in text and "train.metrics=['ssl_fd', 'diversity']" in text
     assert "train.batch" not in text and "augment.policy" not in text
     cfg = resolve("folder", [f"data.path={tmp_path / 'imgs'}", "data.resolution=16"], notes := [])
     assert cfg.data.resolution == 16 and cfg.augment.p == 1.0 and cfg.augment.policy

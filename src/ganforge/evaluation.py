@@ -1,6 +1,7 @@
 """`ganforge eval`: metrics of a run's generator (or a samples .npz) against its dataset, with protocols."""
 from __future__ import annotations
 
+import copy
 import time
 import zipfile
 from pathlib import Path
@@ -13,17 +14,21 @@ from .config import Config, apply_overrides, check_seed
 from .data import Data, build_dataset, data_key
 from .errors import GanforgeError
 from .metrics import METRICS, evaluate
+from .metrics import dinov2
 from .metrics.inception import weights_available
 from .sampling import load
 from .utils.device import pick_device
 from .utils.files import append_jsonl, read_array
-from .utils.images import to_chw
+from .utils.images import save_image_grid, to_chw
+
+
+OFFLINE = ["ssl_fd", "ssl_kid", "ssl_pr", "c2st", "memorization"]  # need neither labels nor downloaded weights
 
 
 def default_metrics(data: Data, conditional: bool = False) -> list[str]:
     """A sensible set per dataset: PacGAN mode metrics for toy sets; domain metrics for labelled images (and the
-    class-conditional ones for a conditional generator), plus the Inception metrics when the FID weights are
-    available; Inception metrics otherwise."""
+    class-conditional ones for a conditional generator); for unlabelled images the self-supervised ones, the
+    two-sample test and the memorisation check; plus the Inception metrics when the FID weights are available."""
     if data.info.get("metrics"):  # a dataset made for one benchmark says how it is measured
         return list(data.info["metrics"])
     if data.kind == "vector":
@@ -31,9 +36,42 @@ def default_metrics(data: Data, conditional: bool = False) -> list[str]:
     names = []
     if data.labels is not None:
         names += ["domain_fd", "class_kl"] + (["class_acc", "class_fd"] if conditional else [])
-    if weights_available() or data.labels is None:
+    else:
+        names += OFFLINE
+    if weights_available():
         names += ["fid", "kid", "pr"]
+    if dinov2.weights_available():
+        names += ["fd_dinov2"]
     return [n for n in names if n in METRICS]
+
+
+def heldout_data(cfg: Config, data: Data) -> Data | None:
+    """The real items a generator trained on `data` never saw: the dataset's test split when it was trained on the
+    train split of a dataset that has one (IDX sets, CIFAR); None otherwise."""
+    if data.info.get("split") != "train" or data.kind != "image":
+        return None
+    held = copy.deepcopy(cfg.data)
+    held.split, held.max_items = "test", 0
+    try:
+        out = build_dataset(held)
+    except GanforgeError:
+        return None   # the test files are not there: the metrics say they ran without held-out data
+    return out if out.shape == data.shape else None
+
+
+def save_closest_pairs(result, fake: torch.Tensor, train: torch.Tensor, out_dir: Path) -> list[Path]:
+    """The memorization metric's closest generated / training pairs as PNG grids (each pair side by side: the
+    sample, then its nearest training image), one per space -> the paths written."""
+    paths = []
+    for space, pairs in result.protocol.get("closest_pairs", {}).items():
+        if not pairs or fake.ndim != 4:
+            continue
+        idx_f = torch.tensor([p[0] for p in pairs])
+        idx_t = torch.tensor([p[1] for p in pairs])
+        both = torch.stack([fake[idx_f], train[idx_t]], 1).flatten(0, 1)       # [2P, C, H, W]: sample, nearest
+        paths.append(save_image_grid(both.permute(0, 2, 3, 1).numpy(), out_dir / f"closest-pairs-{space}.png",
+                                     cols=8))
+    return paths
 
 
 def _fake_from_npz(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -113,8 +151,12 @@ def evaluate_target(target, metrics: list[str] | None = None, *, n: int | None =
     if tuple(fake.shape[1:]) != tuple(data.shape):
         raise GanforgeError(f"samples have shape {list(fake.shape[1:])} per item but the dataset "
                             f"{cfg.data.name} has {list(data.shape)}; check --set data.resolution/channels")
+    heldout = heldout_data(cfg, data) if any(m in ("memorization", "c2st") for m in names) else None
     results = evaluate(fake, data, names, n=n, seed=seed, device=device, data_key=data_key(cfg.data),
-                       options=cfg.metrics, fake_labels=labels)
+                       options=cfg.metrics, fake_labels=labels, heldout=heldout)
+    if run_dir is not None and "memorization" in results:
+        for path in save_closest_pairs(results["memorization"], fake, data.x, run_dir / "eval"):
+            results["memorization"].protocol.setdefault("grids", []).append(str(path))
     if run_dir is not None:
         kimg = g.meta.get("nimg", 0) / 1000
         for name, r in results.items():

@@ -151,8 +151,9 @@ def adapt_to_folder(cfg: Config, user_keys: set[str], device: str = "auto") -> l
     if s.classes:
         choose("train.metrics", ["domain_fd", "class_kl"], "labels from subfolders: a classifier of them judges")
     else:
-        choose("train.metrics", [], "no labels: every image metric here needs labels or the Inception weights "
-               "(`ganforge eval RUN --metrics fid` where the weights file exists)")
+        choose("train.metrics", ["ssl_fd", "diversity"], "no labels: distances in a network trained on these "
+               "images without labels (it trains once, at the first tick: a few minutes on a CPU, then cached), and "
+               "the samples' diversity for the mode-collapse alarm")
     choose("train.tick_kimg", 50 if side <= 32 else 20 if side <= 64 else 10, "a tick every minute or two")
     if s.unreadable:
         notes.append(f"warning: {s.unreadable} of the surveyed files could not be read; the loader will stop at "

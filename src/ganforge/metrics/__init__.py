@@ -1,13 +1,18 @@
 """Metrics: features -> statistics -> metric (pure functions); every number is stamped with its protocol.
 
-Registry names (for `--metrics` and `train.metrics`): fid, kid, is, pr, prdc, domain_fd, class_kl, toy,
-stacked_modes; feature spaces (SPACES): inception, domain, raw, stacked. `evaluate(fake, real, names)` extracts
-the features of each feature space once and shares them.
+Registry names (for `--metrics` and `train.metrics`): fid, kid, is, pr, prdc, domain_fd, class_kl, ssl_fd, ssl_kid,
+ssl_pr, ssl_prdc, memorization, toy, stacked_modes, c2st, fd_dinov2, kid_dinov2, pr_dinov2, fd_clip; feature spaces
+(SPACES): inception, domain, selfsup, raw, stacked, dinov2 and clip (user-supplied weights).
+`evaluate(fake, real, names)` extracts the features of each feature space once and shares them.
 Nothing is downloaded or loaded on import.
 """
 from __future__ import annotations
 
+from . import memorization  # noqa: F401  (registers the memorization metric)
 from . import stacked  # noqa: F401  (registers the stacked_modes metric and the stacked feature space)
+from . import c2st  # noqa: F401  (registers the c2st classifier two-sample test)
+from . import dinov2  # noqa: F401  (registers fd_dinov2, kid_dinov2, pr_dinov2 and the dinov2 space)
+from . import clip  # noqa: F401  (registers fd_clip and the clip feature space)
 from .evaluate import (METRICS, SPACES, Inputs, MetricResult, MetricSpec, SpaceContext, SpaceSpec, check_metrics,
                        evaluate, metric_options)
 from .features import Space

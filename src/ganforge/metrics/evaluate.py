@@ -18,7 +18,7 @@ from ..data.base import Data, cache_dir
 from ..data.toy2d import TOY_SETS
 from ..errors import GanforgeError
 from ..registry import Registry
-from . import domain, inception
+from . import domain, inception, selfsup
 from .features import FeatureDict, Reference, Space, reference_features, tensor_sha256
 from .fid import feature_stats, fid_from_features, fid_lowrank, frechet_distance, lowrank_applies
 from .isc import SPLITS, is_from_logits
@@ -27,6 +27,8 @@ from .prdc import K_DC, K_PR, density_coverage, precision_recall
 from .toy import HQ_THRESHOLD, toy_metrics
 
 DOMAIN_SEED = 0  # the domain classifier is part of the protocol, like Inception's weights: not re-drawn per seed
+SELFSUP_SEED = 0  # so is the self-supervised network
+_PREFIX = {"domain": "domain_", "selfsup": "ssl_"}  # value names per feature space: fid / domain_fd / ssl_fd
 
 
 @dataclass
@@ -53,6 +55,7 @@ class Inputs:
     real_labels: torch.Tensor | None = None   # int64 [N_real]: the labels of the real items used
     fake_x: torch.Tensor | None = None        # the generated samples themselves (uint8 images or float vectors)
     real_x: torch.Tensor | None = None        # the real items used (the `n` subset), as stored
+    real_index: torch.Tensor | None = None    # their indices into `data.x` (None: all of it, in order)
     heldout: Data | None = None               # real data the generator never trained on (a test split), if any
 
 
@@ -79,6 +82,7 @@ class SpaceContext:
     device: str
     batch_size: int
     data_key: str
+    options: dict = field(default_factory=dict)  # the merged options of the metrics that share this space
 
 
 @dataclass(frozen=True)
@@ -101,13 +105,14 @@ def _fid(inp: Inputs) -> tuple[dict[str, float], dict]:
         value, how = fid_lowrank(f1, f2), "nuclear norm of A1 A2^T (exact identity; a set has N <= D)"
     else:  # the reference statistics come from the cache when they are there
         value, how = frechet_distance(*feature_stats(f1), *inp.real.stats(name)), "eigenvalues of S1 S2 (complex sqrt)"
-    return {"domain_fd" if inp.space.name == "domain" else "fid": value}, dict(
+    return {_PREFIX.get(inp.space.name, "") + ("fd" if inp.space.name in _PREFIX else "fid"): value}, dict(
         statistics="mean + unbiased covariance (float64)", trace_sqrt=how)
 
 
 def _kid(inp: Inputs) -> tuple[dict[str, float], dict]:
     f1, f2 = inp.fake[inp.space.main], inp.real.features[inp.space.main]
-    return kid_from_features(f1, f2, seed=inp.seed), dict(
+    pre = _PREFIX.get(inp.space.name, "")
+    return {pre + k: v for k, v in kid_from_features(f1, f2, seed=inp.seed).items()}, dict(
         kernel="polynomial (x.y/D + 1)^3", mmd="unbiased", subsets=SUBSETS,
         subset_size=kid_subset_size(len(f1), len(f2), SUBSET_SIZE), subset_rng=f"np.random.RandomState({inp.seed})")
 
@@ -137,6 +142,28 @@ def _class_kl(inp: Inputs) -> tuple[dict[str, float], dict]:
     return domain.class_kl(inp.fake["logits"], labels, k), dict(
         reference_labels=f"all {len(labels)} labels of the real set",
         kl="KL(argmax histogram of fake || real label distribution), nats")
+
+
+DIVERSITY_N = 2000  # samples per set (the same number for both: nearest-neighbour distances depend on it)
+
+
+def nn_spread(f: torch.Tensor, seed: int, n: int = DIVERSITY_N) -> float:
+    """Median distance of each row of f [N, D] to its nearest other row (a random n of them, drawn with `seed`)."""
+    if len(f) < 2:
+        raise GanforgeError(f"diversity needs at least 2 samples per set, got {len(f)}")
+    idx = torch.randperm(len(f), generator=torch.Generator().manual_seed(seed))[:n]
+    d = torch.cdist(f[idx].double(), f[idx].double())
+    d.fill_diagonal_(float("inf"))
+    return float(d.min(1).values.median())
+
+
+def _diversity(inp: Inputs) -> tuple[dict[str, float], dict]:
+    k = inp.space.main
+    n = min(DIVERSITY_N, len(inp.fake[k]), len(inp.real.features[k]))
+    fake, real = nn_spread(inp.fake[k], inp.seed, n), nn_spread(inp.real.features[k], inp.seed, n)
+    return dict(diversity=fake / real if real > 0 else float("nan"), fake_spread=fake, real_spread=real), dict(
+        diversity=f"median nearest-neighbour distance within {n} samples / within {n} real items (near-duplicates "
+                  "and collapse bring it towards 0; ~1 for a fresh draw of the data)")
 
 
 def _check_toy(data: Data) -> None:
@@ -191,6 +218,18 @@ for _spec in (
                {"image": "domain"}, _fid),
     MetricSpec("class_kl", "KL of predicted classes to the real labels: class_kl, classes_covered, n_classes",
                {"image": "domain"}, _class_kl, needs_real=False),
+    MetricSpec("ssl_fd", "Frechet distance in a self-supervised network of the real images (no labels, no "
+               "download): ssl_fd", {"image": "selfsup"}, _fid),
+    MetricSpec("ssl_kid", "kernel distance in the self-supervised features: ssl_kid, ssl_kid_std",
+               {"image": "selfsup"}, _kid),
+    MetricSpec("ssl_pr", "improved precision / recall (k=3) in the self-supervised features: precision, recall",
+               {"image": "selfsup"}, _pr),
+    MetricSpec("ssl_prdc", "density / coverage (k=5) in the self-supervised features: precision, recall, density, "
+               "coverage", {"image": "selfsup"}, _prdc),
+    MetricSpec("diversity", "samples' nearest-neighbour spread over the real data's in the self-supervised "
+               "features (~1 healthy, << 1 collapse): diversity, fake_spread, real_spread",
+               {"image": "selfsup", "vector": "raw"},
+               _diversity),
     MetricSpec("toy", "PacGAN ring/grid: modes, hq (fraction), reverse_kl", {"vector": "raw"}, _toy, needs_real=False,
                check=_check_toy),
     MetricSpec("class_acc", "conditional G: how often the domain classifier sees the class asked for: class_acc, "
@@ -243,6 +282,24 @@ def _domain_space(real: Data, ctx: SpaceContext) -> Space:
     return Space("domain", "feat", proto, extract)
 
 
+def _selfsup_space(real: Data, ctx: SpaceContext) -> Space:
+    selfsup.check_images(real.x)
+    net, info = selfsup.selfsup_network(real.x, real.labels, ctx.data_key, SELFSUP_SEED, ctx.store, ctx.device)
+    proto = dict(features=f"self-supervised CNN ({selfsup.ARCH}, SimCLR on the real images) backbone, "
+                          f"{selfsup.FEATURE_DIM}-d", resize=f"bilinear to {selfsup.WORK}x{selfsup.WORK}",
+                 network=info["key"], network_seed=info["seed"], network_steps=info["steps"],
+                 network_n_train=info["n_train"],
+                 **({"knn_accuracy": info["knn_accuracy"]} if "knn_accuracy" in info else {}))
+
+    def extract(x: torch.Tensor) -> FeatureDict:
+        if tuple(x.shape[1:]) != tuple(real.x.shape[1:]):
+            raise GanforgeError(f"the self-supervised network was trained on images {tuple(real.x.shape[1:])}, "
+                                f"got {tuple(x.shape[1:])}")
+        return {"feat": selfsup.selfsup_features(net, x, max(ctx.batch_size, 512), ctx.device)}
+
+    return Space("selfsup", "feat", proto, extract)
+
+
 def _raw_space(real: Data, ctx: SpaceContext) -> Space:
     return Space("raw", "x", dict(features=f"raw vectors, {real.x.shape[1]}-d"),
                  lambda x: {"x": x.detach().float().cpu()})
@@ -252,6 +309,8 @@ SPACES.register("inception")(SpaceSpec(_inception_space, doc="FID Inception pool
                                                              "weights file"))
 SPACES.register("domain")(SpaceSpec(_domain_space, check=lambda d: domain.check_labelled(d.x, d.labels),
                                     doc="a small CNN trained on the dataset's own labels (128-d)"))
+SPACES.register("selfsup")(SpaceSpec(_selfsup_space, check=lambda d: selfsup.check_images(d.x),
+                                     doc="a small CNN trained on the real images without labels (SimCLR, 256-d)"))
 SPACES.register("raw")(SpaceSpec(_raw_space, doc="the vectors themselves"))
 
 
@@ -340,6 +399,8 @@ def evaluate(fake: torch.Tensor, real: Data, names: list[str] | str, *, n: int |
     x_real = real.x if real_idx is None else real.x[real_idx]
     results: dict[str, MetricResult] = {}
     for space_name, group in groups.items():
+        shared = {k: v for spec in group for k, v in opts[spec.name].items()}
+        ctx = SpaceContext(cache_root, store, device, batch_size, data_key, shared)
         space = SPACES.get(space_name).build(real, ctx)
         fake_feats = space.extract(fake)
         ref = None
@@ -350,7 +411,7 @@ def evaluate(fake: torch.Tensor, real: Data, names: list[str] | str, *, n: int |
         real_labels = None if real.labels is None else (real.labels if real_idx is None else real.labels[real_idx])
         for spec in group:
             inp = Inputs(space, fake_feats, ref, real, seed, device, opts[spec.name], fake_labels, real_labels,
-                         fake, x_real, heldout)
+                         fake, x_real, real_idx, heldout)
             values, extra = spec.compute(inp)
             protocol = dict(
                 metric=spec.name, **space.protocol, **extra,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from ..utils.device import bf16_native
 
 
 def resolve_precision(precision: str, device: torch.device, kind: str) -> str:
@@ -13,12 +14,7 @@ def resolve_precision(precision: str, device: torch.device, kind: str) -> str:
         return precision
     if kind != "image":
         return "fp32"
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if device.type == "cpu":
-        probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # private, hence the getattr
-        return "bf16" if any(getattr(torch.cpu, f, lambda: False)() for f in probes) else "fp32"
-    return "fp32"
+    return "bf16" if bf16_native(device) else "fp32"
 
 
 def resolve_channels_last(setting, device: torch.device, kind: str) -> bool:

@@ -24,3 +24,14 @@ def pick_device(name: str, key: str = "train.device") -> torch.device:
     elif dev.type not in ("cpu", "cuda", "mps"):
         raise GanforgeError(f"{key}: {name!r} is not a device ganforge runs on; use auto, cpu, cuda, cuda:N or mps")
     return dev
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether `device` runs bf16 natively: CUDA with bf16 support, CPUs with AMX or AVX512-BF16 (elsewhere bf16
+    autocast is emulated and slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # private, hence the getattr
+        return any(getattr(torch.cpu, f, lambda: False)() for f in probes)
+    return False
