@@ -58,6 +58,7 @@ class RunLog:
     ticks: list[dict]
     resumes: list[dict] = field(default_factory=list)
     diverged: list[dict] = field(default_factory=list)
+    alarms: list[dict] = field(default_factory=list)     # health alarms (training.health): mode collapse, ...
     resumed_after: list[bool] = field(default_factory=list)  # per diverged record: whether a resume followed it
     bad_lines: list[int] = field(default_factory=list)   # 1-based line numbers that were not JSON objects
 
@@ -90,6 +91,8 @@ def read_log(run_dir: str | Path) -> RunLog:
                 ticks = {n: r for n, r in ticks.items() if n <= at}
             log.resumes.append(rec)
             log.resumed_after = [True] * len(log.diverged)
+        elif event == "alarm":
+            log.alarms.append(rec)
         elif event == "diverged":
             log.diverged.append(rec)
             log.resumed_after.append(False)
@@ -154,6 +157,9 @@ def render_report(run_dir: Path, log: RunLog) -> str:
     if log.bad_lines:
         where = ", ".join(map(str, log.bad_lines[:8])) + (" ..." if len(log.bad_lines) > 8 else "")
         notes.append({"cls": "warn", "kind": "bad_lines", "count": len(log.bad_lines), "where": where})
+    for a in log.alarms:
+        notes.append({"cls": "warn", "kind": "alarm", "kimg": f"{_kimg(a):.3f}", "message": str(a.get("message", "")),
+                      "fix": str(a.get("fix", ""))})
     for r in log.resumes:
         notes.append({"cls": "info", "kind": "resumed", "kimg": f"{_kimg(r):.3f}", "source": r.get("from", "?")})
     target = _get(cfg, "train", "kimg")

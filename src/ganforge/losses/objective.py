@@ -123,11 +123,11 @@ class Objective:
             if self.loss.probability:
                 stats.add("d_real", torch.sigmoid(rl).mean())
                 stats.add("d_fake", torch.sigmoid(fl).mean())
+            stats.add("d_real_sign", rl.sign().mean())  # ADA's overfitting signal r_t (and the health alarm's)
+            stats.add("d_fake_sign", fl.sign().mean())  # the alarm's guard: D's sign means something
             if self.augment is not None:
                 self.augment.observe(rl)
                 stats.add("aug_p", self.augment.p)
-                if self.augment.adaptive:
-                    stats.add("d_real_sign", rl.sign().mean())
         return fake if keep_fake else None
 
     def g_phase(self, z: Tensor | None, stats, noise_std: float = 0.0, gen: torch.Generator | None = None,

@@ -149,6 +149,9 @@ def tick(state: TrainState, stats: Stats, outputs: Outputs, run_dir: Path, elaps
             except GanforgeError as e:
                 failure = str(e)
                 record["metrics_error"] = failure
+        for alarm in state.extras["health"].check(record):
+            outputs.event({"event": "alarm", "kimg": record["kimg"], "tick": state.tick, **alarm})
+            outputs.progress.message(f"alarm at {record['kimg']:g} kimg: {alarm['message']}; {alarm['fix']}")
         outputs.tick(record, grid)
     if failure is not None:  # the tick is saved: a failing metric costs nothing but its value; training goes on
         warnings.warn(f"tick metrics failed at {state.nimg / 1000:.2f} kimg ({failure}); training continues and "

@@ -27,6 +27,7 @@ from ..optim import make_optimizer
 from ..utils import distributed as dist
 from .budget import Budget, budget_state, load_budget
 from .compile import CompiledOrEager
+from .health import Health
 from .device import configure_backends, data_on_device, resolve_channels_last, resolve_precision
 
 # What every checkpoint must hold (train_time, world_size and extras are optional: older checkpoints lack them).
@@ -181,8 +182,11 @@ def setup(cfg: Config, data: Data, device: torch.device) -> TrainState:
     encode = G.encode if cfg.model.encoder else None  # E runs eagerly
     augment = build_augment(cfg, data.kind, device)
     objective = Objective.from_config(cfg, fwd_g, fwd_d, D, autocast, encode, augment)  # penalties: eager D
+    extras = {"health": Health(sign_meaningful=objective.loss.probability and not objective.loss.g_uses_real)}
+    if augment is not None:
+        extras["augment"] = augment
     return TrainState(cfg, data.kind, G, D, G_ema, opt_g, opt_d, objective, sampler, gen, precision,
                       data_id=data_fingerprint(data),
                       class_freq=None if class_freq is None else class_freq.to(device),
-                      extras={} if augment is None else {"augment": augment})
+                      extras=extras)
 

@@ -34,8 +34,10 @@ STATS: dict[str, StatInfo] = {
     "r1": StatInfo("R1", "{:.3g}", "E||grad D(x)||^2 on real data, unweighted (on the steps it is computed)",
                    progress=False),
     "aug_p": StatInfo("p", "{:.3f}", "augmentation probability p (augment.*; adaptive: ADA's p)", "augment"),
-    "d_real_sign": StatInfo("r_t", "{:.2f}", "E[sign D(x_real)]: ADA's overfitting signal (adaptive augment)",
-                            "augment"),
+    "d_real_sign": StatInfo("r_t", "{:.2f}", "E[sign D(x_real)]: ADA's overfitting signal (1: D is sure of every "
+                            "real image)", "logits"),
+    "d_fake_sign": StatInfo("s(G(z))", "{:.2f}", "E[sign D(G(z))]: the same on generated data", "logits",
+                            progress=False),
     "r2": StatInfo("R2", "{:.3g}", "E||grad D(G(z))||^2 on generated data, unweighted", progress=False),
 }
 
