@@ -210,3 +210,43 @@ def test_an_unlabelled_folder_run_tracks_the_offline_metrics_at_ticks(tmp_path):
     ticks = [t for t in map(json.loads, (run / "log.jsonl").read_text().splitlines()) if t["event"] == "tick"]
     assert len(ticks) == 2 and all(t["metrics"]["ssl_fd"]["ssl_fd"] > 0 for t in ticks)
     assert all(t["metrics"]["diversity"]["diversity"] > 0 for t in ticks)
+
+
+NEEDS_WEIGHTS = {"fid", "kid", "is", "pr", "prdc", "fd_dinov2", "kid_dinov2", "pr_dinov2", "fd_clip"}
+
+
+@pytest.mark.parametrize("name", sorted(__import__("ganforge.metrics", fromlist=["METRICS"]).METRICS.names()))
+def test_every_registered_metric_gives_finite_stamped_numbers_or_one_clear_error(name, tmp_path, monkeypatch):
+    """Contract over the metric registry: on each data kind it names, a metric returns finite numbers with a
+    protocol (metric, n_fake, seed), or (weights files, a dataset made for it) refuses with one GanforgeError."""
+    from ganforge.metrics import METRICS, domain
+
+    monkeypatch.setattr(domain, "MIN_STEPS", 8)
+    monkeypatch.setattr(domain, "EPOCHS", 1)
+    for var in ("GANFORGE_INCEPTION_WEIGHTS", "GANFORGE_DINOV2_WEIGHTS", "GANFORGE_CLIP_WEIGHTS"):
+        monkeypatch.delenv(var, raising=False)
+    from ganforge.utils import download
+
+    def offline(url, dst, timeout=60.0):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(download, "fetch", offline)
+    spec = METRICS.get(name)
+    g = torch.Generator().manual_seed(0)
+    for kind in spec.spaces:
+        if kind == "image":
+            real = blobs(n=240)
+            fake, labels = blobs(n=60, seed=3).x, torch.arange(60) % 2
+        else:
+            real = Data(torch.randn(300, 2, generator=g), "vector", "ring" if name == "toy" else "gauss")
+            fake, labels = torch.randn(200, 2, generator=g), None
+        held = Data(blobs(n=40, seed=7).x, "image", "blobs") if kind == "image" else None
+        kw = dict(cache=tmp_path, seed=1, heldout=held, fake_labels=labels if spec.needs_labels else None)
+        if name in NEEDS_WEIGHTS and kind == "image" or name == "stacked_modes":
+            with pytest.raises(GanforgeError) as e:
+                evaluate(fake, real, [name], **kw)
+            assert "\n" not in str(e.value) and len(str(e.value)) < 1000
+            continue
+        r = evaluate(fake, real, [name], **kw)[name]
+        assert r.values and all(math.isfinite(v) for v in r.values.values()), r.values
+        assert r.protocol["metric"] == name and r.protocol["n_fake"] == len(fake) and r.protocol["seed"] == 1

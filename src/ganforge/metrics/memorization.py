@@ -11,7 +11,8 @@ test split): a generator that generalises is no closer to its training set than 
   cells' z-scores are combined with the held-out items' share of each cell as weights (cells with fewer than
   `MIN_CELL` generated samples are left out, as the paper's tau). About N(0, 1) when the generator samples like
   the data; strongly negative when it copies (its samples sit closer to training items than new data do);
-  positive when it underfits. Flagged below `CT_FLAG`.
+  positive when it underfits. Flagged below `CT_FLAG`. Fewer cells when there are few samples (each cell should
+  hold 2 x MIN_CELL on average); not computed below MIN_CELL samples.
 - `copy_share`: the share of generated samples closer to a training item than ANY held-out item is (smaller than
   the smallest held-out distance); ~1/(n_heldout + 1) for new samples from the data. Flagged above
   `COPY_FLAG`.
@@ -134,13 +135,16 @@ def memorization_stats(train: torch.Tensor, fake: torch.Tensor, heldout: torch.T
         own[used_t] = _own_nearest(train, used_t)
         values["authenticity_heldout"] = float((d_test > own[nn_test]).double().mean())
         values["copy_share"] = float((d_gen < d_test.min()).double().mean())
-        k = max(1, min(cells, len(train) // 10))
+        # as many cells as leave room for MIN_CELL generated samples in each (on average, twice that)
+        k = max(1, min(cells, len(train) // 10, len(fake) // (2 * MIN_CELL)))
         cent = kmeans(train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:20_000]],
                       k, seed)
         ct, used_cells = ct_statistic(d_gen.numpy(), d_test.numpy(), nearest(fake, cent)[1].numpy(),
                                       nearest(heldout, cent)[1].numpy(), k)
-        values["ct"] = ct
-        extra = dict(cells=k, cells_used=used_cells, n_heldout=len(heldout))
+        if math.isfinite(ct):
+            values["ct"] = ct
+        extra = dict(cells=k, cells_used=used_cells, n_heldout=len(heldout),
+                     **({} if math.isfinite(ct) else {"ct": f"not computed: fewer than {MIN_CELL} samples"}))
     order = torch.argsort(d_gen)[:PAIRS]
     pairs = [[int(i), int(nn_gen[i]), round(float(d_gen[i]), 6)] for i in order]
     return values, pairs, extra
