@@ -61,7 +61,7 @@ MIN_PER_CLASS = 4                # two to train on and two to test on, per class
 # ------------------------------------------------------------------------------------------------ statistics
 
 
-def _midranks(x: np.ndarray) -> np.ndarray:
+def midranks(x: np.ndarray) -> np.ndarray:
     """Ranks 1..n of x [n], tied values sharing the mean of their ranks -> float64 [n]."""
     _, inv, counts = np.unique(x, return_inverse=True, return_counts=True)
     last = np.cumsum(counts)                      # rank of the last element of each tie group
@@ -77,10 +77,10 @@ def auc_delong(pos: np.ndarray, neg: np.ndarray) -> tuple[float, float]:
     m, n = len(pos), len(neg)
     if m == 0 or n == 0:
         raise GanforgeError(f"an AUC needs scores of both classes, got {m} and {n}")
-    tz = _midranks(np.concatenate([pos, neg]))
+    tz = midranks(np.concatenate([pos, neg]))
     auc = (tz[:m].sum() - m * (m + 1) / 2.0) / (m * n)
-    v10 = (tz[:m] - _midranks(pos)) / n           # per positive: the fraction of negatives below it (ties half)
-    v01 = 1.0 - (tz[m:] - _midranks(neg)) / m     # per negative: the fraction of positives above it
+    v10 = (tz[:m] - midranks(pos)) / n           # per positive: the fraction of negatives below it (ties half)
+    v01 = 1.0 - (tz[m:] - midranks(neg)) / m     # per negative: the fraction of positives above it
     var = (v10.var(ddof=1) / m + v01.var(ddof=1) / n) if m > 1 and n > 1 else float("nan")
     return float(auc), float(var)
 

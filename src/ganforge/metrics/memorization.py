@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import GanforgeError
+from .c2st import midranks
 from .evaluate import METRICS, Inputs, MetricSpec
 
 CELLS = 20
@@ -44,9 +45,10 @@ PAIRS = 16
 _BLOCK = 1 << 24   # distance-matrix entries per block
 
 
-def nearest(a: torch.Tensor, b: torch.Tensor, exclude_self: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest(a: torch.Tensor, b: torch.Tensor, exclude: torch.Tensor | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor]:
     """For each row of a [N, D]: (distance [N] float64, index [N]) of its nearest row of b [M, D] (euclidean).
-    exclude_self: a and b are the same set and a row's own zero distance does not count."""
+    exclude: [N] indices into b, one per row of a, that do not count (a row's own copy in b)."""
     a, b = a.float(), b.float()
     bb = (b * b).sum(1)
     dist, idx = torch.empty(len(a), dtype=torch.float64), torch.empty(len(a), dtype=torch.long)
@@ -54,8 +56,8 @@ def nearest(a: torch.Tensor, b: torch.Tensor, exclude_self: bool = False) -> tup
     for s in range(0, len(a), rows):
         blk = a[s:s + rows]
         d2 = (blk * blk).sum(1, keepdim=True) - 2 * blk @ b.T + bb          # [r, M]
-        if exclude_self:
-            d2[torch.arange(len(blk)), torch.arange(s, s + len(blk))] = float("inf")
+        if exclude is not None:
+            d2[torch.arange(len(blk)), exclude[s:s + rows]] = float("inf")
         m = d2.min(1)
         dist[s:s + rows], idx[s:s + rows] = m.values.clamp_min(0).double().sqrt(), m.indices
     return dist, idx
@@ -81,24 +83,9 @@ def kmeans(x: torch.Tensor, k: int, seed: int, iters: int = 25) -> torch.Tensor:
 def mann_whitney_z(gen: np.ndarray, test: np.ndarray) -> float:
     """z-score of U = #{(q, p): d_gen(q) > d_test(p)} (ties count half) under H0 (same distribution)."""
     m, n = len(gen), len(test)
-    ranks = _ranks(np.concatenate([gen, test]))
+    ranks = midranks(np.concatenate([gen, test]))
     u = ranks[:m].sum() - m * (m + 1) / 2
     return float((u - m * n / 2) / math.sqrt(m * n * (m + n + 1) / 12))
-
-
-def _ranks(v: np.ndarray) -> np.ndarray:
-    """1-based ranks with ties given their mean rank."""
-    order = np.argsort(v, kind="stable")
-    ranks = np.empty(len(v))
-    sv = v[order]
-    i = 0
-    while i < len(v):
-        j = i
-        while j + 1 < len(v) and sv[j + 1] == sv[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
 
 
 def ct_statistic(d_gen: np.ndarray, d_test: np.ndarray, cell_gen: np.ndarray, cell_test: np.ndarray, k: int,
@@ -126,13 +113,13 @@ def memorization_stats(train: torch.Tensor, fake: torch.Tensor, heldout: torch.T
     # authenticity: only the training items that are someone's nearest neighbour need their own NN distance
     used = torch.unique(nn_gen)
     own = torch.zeros(len(train), dtype=torch.float64)
-    own[used] = _own_nearest(train, used)
+    own[used] = nearest(train[used], train, exclude=used)[0]
     values = dict(authenticity=float((d_gen > own[nn_gen]).double().mean()))
     extra: dict = {}
     if heldout is not None and len(heldout):
         d_test, nn_test = nearest(heldout, train)
         used_t = torch.unique(nn_test)
-        own[used_t] = _own_nearest(train, used_t)
+        own[used_t] = nearest(train[used_t], train, exclude=used_t)[0]
         values["authenticity_heldout"] = float((d_test > own[nn_test]).double().mean())
         values["copy_share"] = float((d_gen < d_test.min()).double().mean())
         # as many cells as leave room for MIN_CELL generated samples in each (on average, twice that)
@@ -148,20 +135,6 @@ def memorization_stats(train: torch.Tensor, fake: torch.Tensor, heldout: torch.T
     order = torch.argsort(d_gen)[:PAIRS]
     pairs = [[int(i), int(nn_gen[i]), round(float(d_gen[i]), 6)] for i in order]
     return values, pairs, extra
-
-
-def _own_nearest(train: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
-    """Distance of train[which] to its nearest other training item -> [len(which)] float64."""
-    a, b = train[which].float(), train.float()
-    d2 = torch.empty(len(which), dtype=torch.float64)
-    bb = (b * b).sum(1)
-    rows = max(1, _BLOCK // max(1, len(b)))
-    for s in range(0, len(a), rows):
-        blk = a[s:s + rows]
-        m = (blk * blk).sum(1, keepdim=True) - 2 * blk @ b.T + bb
-        m[torch.arange(len(blk)), which[s:s + rows]] = float("inf")
-        d2[s:s + rows] = m.min(1).values.clamp_min(0).double()
-    return d2.sqrt()
 
 
 def pixels(x: torch.Tensor) -> torch.Tensor:
