@@ -11,7 +11,7 @@ import torch
 
 from .components import from_artefact, validate
 from .config import Config, apply_overrides, check_seed
-from .data import Data, build_dataset, data_key
+from .data import Data, build_dataset, cache_dir, data_key
 from .errors import GanforgeError
 from .metrics import METRICS, evaluate
 from .metrics import dinov2
@@ -153,7 +153,7 @@ def evaluate_target(target, metrics: list[str] | None = None, *, n: int | None =
                             f"{cfg.data.name} has {list(data.shape)}; check --set data.resolution/channels")
     heldout = heldout_data(cfg, data) if any(m in ("memorization", "c2st") for m in names) else None
     results = evaluate(fake, data, names, n=n, seed=seed, device=device, data_key=data_key(cfg.data),
-                       options=cfg.metrics, fake_labels=labels, heldout=heldout)
+                       options=cfg.metrics, fake_labels=labels, heldout=heldout, cache=cache_dir(cfg.data.cache_dir))
     if run_dir is not None and "memorization" in results:
         for path in save_closest_pairs(results["memorization"], fake, data.x, run_dir / "eval"):
             results["memorization"].protocol.setdefault("grids", []).append(str(path))

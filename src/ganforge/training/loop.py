@@ -19,7 +19,7 @@ import torch
 
 from ..components import from_artefact, resolve, validate
 from ..config import Config, apply_overrides
-from ..data import build_dataset, data_key
+from ..data import build_dataset, cache_dir, data_key
 from ..errors import GanforgeError
 from ..metrics import check_metrics, evaluate
 from ..sampling import draw_labels, export_generator, generate
@@ -171,7 +171,8 @@ def _tick_metrics(cfg: Config, state: TrainState, outputs: Outputs) -> dict:
     labels = None if state.class_freq is None else draw_labels(n, state.class_freq.cpu(), seed)
     fake = generate(state.G_ema, cfg.model, state.kind, n, seed=seed, device=device, labels=labels)
     res = evaluate(fake, outputs.data, cfg.train.metrics, n=n, seed=cfg.train.seed, device=str(device),
-                   data_key=data_key(cfg.data), options=cfg.metrics, fake_labels=labels)
+                   data_key=data_key(cfg.data), options=cfg.metrics, fake_labels=labels,
+                   cache=cache_dir(cfg.data.cache_dir))  # feature networks live with the data's cache
     return {name: r.values for name, r in res.items()}
 
 
