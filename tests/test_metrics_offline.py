@@ -107,6 +107,9 @@ def test_ssl_metrics_through_evaluate_without_labels(tmp_path):
     assert "bilinear to 32x32" == p["resize"] and "knn_accuracy" not in p
     with pytest.raises(GanforgeError, match="trained on images"):
         evaluate(real.x[:, :, :4], real, ["ssl_fd"], cache=tmp_path)
+    few = evaluate(real.x[:60], real, ["ssl_pr", "ssl_prdc"], cache=tmp_path, seed=2)   # the radii: equal sizes
+    assert few["ssl_pr"].protocol["real_for_radii"].startswith("random 60 of the 120 real items (seed 2)")
+    assert few["ssl_prdc"].protocol["real_for_radii"] == few["ssl_pr"].protocol["real_for_radii"]
 
 
 def test_diversity_of_repeated_samples_is_near_zero_and_of_a_fresh_draw_near_one():
