@@ -9,7 +9,9 @@
 the training images themselves (a perfect copier: the distances' floor, and the memorisation check must flag
 it), held-out real images (a perfect generator), held-out images blurred (sigma 1 px), held-out images of half
 the classes (mode dropping), each held-out image's pixels shuffled, uniform noise. The reference is the training
-split (Fashion-MNIST: train 60k, held out: test 10k; digits, which has no split: a fixed random half each).
+split (Fashion-MNIST: train 60k, held out: test 10k; digits, which has no split: a fixed random half each); the
+held-out images are halved again: one half is made into the conditions, the other is the held-out set the
+two-sample test and the memorisation check compare with.
 `series` scores each checkpoint of one training run with the self-supervised FD and the label-based domain FD
 and prints Spearman's rank correlation between them. `memorization` runs the check on runs' generators (their
 training data as the reference, the dataset's test split as held-out data).
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -82,20 +85,27 @@ def score(fake: torch.Tensor, real: Data, held: Data, key: str, names: list[str]
 
 def calibrate(a) -> None:
     real, held, key = splits(a.data)
-    n = min(len(held), a.n)
-    h = held.x[:n]
     g = torch.Generator().manual_seed(1)
+    # the held-out images in two halves: one is made into the conditions, the other is the metrics' held-out set
+    # (a condition compared with its own images would be a copy of them)
+    perm = torch.randperm(len(held), generator=g)
+    half = len(held) // 2
+    src, yard = perm[:half].sort().values, perm[half:].sort().values
+    held, source = (Data(held.x[i], "image", held.name, held.labels[i], held.class_names, held.info)
+                    for i in (yard, src))
+    n = min(len(source), a.n)
+    h = source.x[:n]
     conditions = {
         "training images": real.x[torch.randperm(len(real), generator=g)[:n]],
         "held-out real": h,
         "held-out, blurred": blur(h),
-        "held-out, half the classes": held.x[held.labels < held.labels.max() // 2 + 1][:n],
+        "held-out, half the classes": source.x[source.labels < source.labels.max() // 2 + 1][:n],
         "held-out, pixels shuffled": shuffle_pixels(h),
         "uniform noise": torch.randint(0, 256, h.shape, generator=g, dtype=torch.uint8),
     }
     names = sorted({m for m, _ in COLUMNS})
-    print(f"{a.data}: reference = {len(real)} training images ({real.info.get('split')}), held-out = "
-          f"{len(held)}; {n} samples per condition")
+    print(f"{a.data}: reference = {len(real)} training images ({real.info.get('split')}); {len(source)} held-out "
+          f"images make the conditions ({n} samples each), {len(held)} others are the metrics' held-out set")
     print(f"{'condition':28s}" + "".join(f"{k[:11]:>12s}" for _, k in COLUMNS) + f"{'seconds':>9s}")
     rows = {}
     for name, fake in conditions.items():
@@ -176,9 +186,18 @@ def main(argv: list[str] | None = None) -> None:
     m.add_argument("--n", type=int, default=10000)
     m.add_argument("--grids", default=None, help="write the closest-pairs grids under this folder")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="tiny feature-network recipes: checks the script runs, "
+                   "its numbers mean nothing (a separate cache under --cache)")
+    p.add_argument("--cache", default=None, help="cache directory (default: $GANFORGE_CACHE or ~/.cache/ganforge)")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.cache:
+        os.environ["GANFORGE_CACHE"] = a.cache
+    if a.quick:
+        from ganforge.metrics import domain, selfsup
+
+        selfsup.STEPS, domain.MIN_STEPS, domain.EPOCHS = 10, 20, 1
     {"calibrate": calibrate, "series": series, "memorization": memorization}[a.cmd](a)
 
 

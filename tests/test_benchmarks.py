@@ -70,3 +70,17 @@ def test_own_images_benchmark_writes_pngs_and_measures_memory(tmp_path):
             line.startswith("| memory")]
     assert [x[0].strip() for x in rows] == ["disk", "memory"]
     assert all(float(v) > 0 for x in rows for v in x[2:]), rows
+
+
+def test_offline_eval_calibration_prints_every_condition(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "offline_eval.py"), "calibrate", "--data", "digits",
+                        "--n", "300", "--quick", "--cache", str(tmp_path)],
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = {line[:28].strip(): line[28:].split() for line in r.stdout.splitlines()[2:]}
+    assert set(rows) == {"training images", "held-out real", "held-out, blurred", "held-out, half the classes",
+                         "held-out, pixels shuffled", "uniform noise"}
+    assert all(len(v) == 9 for v in rows.values())                    # 8 metric columns and the seconds
+    fd = {k: float(v[1]) for k, v in rows.items()}                    # ssl_fd
+    assert fd["uniform noise"] > fd["held-out real"] and fd["held-out, pixels shuffled"] > fd["held-out real"]
+    assert float(rows["training images"][7]) == 1.0                   # copy_share: the copies are flagged
