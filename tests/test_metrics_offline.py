@@ -253,3 +253,27 @@ def test_every_registered_metric_gives_finite_stamped_numbers_or_one_clear_error
         r = evaluate(fake, real, [name], **kw)[name]
         assert r.values and all(math.isfinite(v) for v in r.values.values()), r.values
         assert r.protocol["metric"] == name and r.protocol["n_fake"] == len(fake) and r.protocol["seed"] == 1
+
+
+def test_eval_of_an_unlabelled_run_prints_the_offline_metrics_and_writes_the_closest_pairs(tmp_path, capsys):
+    from PIL import Image
+
+    import ganforge
+    from ganforge.cli import main
+
+    d = tmp_path / "imgs"
+    d.mkdir()
+    for i, x in enumerate(blobs(n=48, channels=3, size=(12, 12)).x):
+        Image.fromarray(x.permute(1, 2, 0).numpy()).save(d / f"{i:03d}.png")
+    run = ganforge.train(str(d), overrides=["model.z_dim=8", "model.g_width=8", "model.d_width=8", "train.kimg=0.064",
+                                            "train.precision=fp32", "train.metrics=[]",
+                                            f"data.cache_dir={tmp_path / 'c'}"], out=tmp_path / "run", progress=False)
+    assert main(["eval", str(run), "--n", "48"]) in (None, 0)
+    out = capsys.readouterr().out
+    for name in OFFLINE:
+        assert out.count(f"\n{name}") + out.startswith(name) == 1, out
+    assert "authenticity=" in out and "ct=" not in out           # a folder has no held-out split
+    assert sorted(p.name for p in (run / "eval").iterdir()) == ["closest-pairs-pixels.png", "closest-pairs-selfsup.png"]
+    assert "closest pairs (sample, nearest training image)" in out
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert {r["name"] for r in rows} == set(OFFLINE) and all("protocol" in r for r in rows)

@@ -98,6 +98,8 @@ def _eval(a: argparse.Namespace) -> None:
     for name, r in results.items():
         vals = "  ".join(f"{k}={v:.6g}" for k, v in r.values.items())
         print(f"{name:10s} {vals}")
+        for grid in r.protocol.get("grids", []):
+            print(f"{'':10s} closest pairs (sample, nearest training image): {grid}")
     if a.json:
         write_json(a.json, {k: {"values": r.values, "protocol": r.protocol} for k, r in results.items()})
         print(f"wrote {a.json}")

@@ -27,8 +27,8 @@ from ..optim import make_optimizer
 from ..utils import distributed as dist
 from .budget import Budget, budget_state, load_budget
 from .compile import CompiledOrEager
-from .health import Health
 from .device import configure_backends, data_on_device, resolve_channels_last, resolve_precision
+from .health import Health
 
 # What every checkpoint must hold (train_time, world_size and extras are optional: older checkpoints lack them).
 REQUIRED = ("config", "G", "D", "G_ema", "opt_g", "opt_d", "nimg", "tick", "rng", "data")
