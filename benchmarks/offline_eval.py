@@ -172,23 +172,25 @@ def memorization(a) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--threads", type=int, default=0)
+    common.add_argument("--quick", action="store_true", help="tiny feature-network recipes: checks the script "
+                        "runs, its numbers mean nothing (use a separate --cache)")
+    common.add_argument("--cache", default=None, help="cache directory (default: $GANFORGE_CACHE or "
+                        "~/.cache/ganforge)")
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("calibrate")
+    c = sub.add_parser("calibrate", parents=[common])
     c.add_argument("--data", default="fashion")
     c.add_argument("--n", type=int, default=10000, help="samples per condition (at most the held-out count)")
     c.add_argument("--json", default=None, help="also write the table here")
-    s = sub.add_parser("series")
+    s = sub.add_parser("series", parents=[common])
     s.add_argument("run")
     s.add_argument("--n", type=int, default=10000)
-    m = sub.add_parser("memorization")
+    m = sub.add_parser("memorization", parents=[common])
     m.add_argument("runs", nargs="+")
     m.add_argument("--n", type=int, default=10000)
     m.add_argument("--grids", default=None, help="write the closest-pairs grids under this folder")
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--quick", action="store_true", help="tiny feature-network recipes: checks the script runs, "
-                   "its numbers mean nothing (a separate cache under --cache)")
-    p.add_argument("--cache", default=None, help="cache directory (default: $GANFORGE_CACHE or ~/.cache/ganforge)")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
