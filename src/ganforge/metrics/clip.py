@@ -31,7 +31,6 @@ import contextlib
 import math
 import os
 import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +43,7 @@ from ..errors import GanforgeError
 from .dinov2 import check_images, resize_pil_bicubic
 from .evaluate import METRICS, SPACES, Inputs, MetricSpec, SpaceContext, SpaceSpec, _fid
 from .features import FeatureDict, Space
+from . import weights
 from .inception import weights_sha256
 
 WEIGHTS_FILE = "clip_vit_b32.pth"
@@ -228,46 +228,24 @@ def default_weights_path(cache: str | os.PathLike | None = None) -> Path:
 def resolve_weights(path: str | os.PathLike | None = None, cache: str | os.PathLike | None = None) -> Path:
     """Where the CLIP weights are: `path`, else $GANFORGE_CLIP_WEIGHTS, else `<cache>/weights/clip_vit_b32.pth`.
     Never downloads."""
-    dst = default_weights_path(cache)
-    for given, origin in ((path, "the CLIP weights path"), (os.environ.get(WEIGHTS_ENV), f"${WEIGHTS_ENV}")):
-        if given:
-            p = Path(given).expanduser()
-            if not p.is_file():
-                raise GanforgeError(f"{origin} {str(p)!r} is not a file; {_fix(dst)}")
-            return p
-    if dst.is_file():
-        return dst
-    raise GanforgeError(f"CLIP weights not found (${WEIGHTS_ENV} is not set and {dst} does not exist); ganforge "
-                        f"never downloads them: {_fix(dst)}")
+    return weights.resolve("CLIP", path, WEIGHTS_ENV, default_weights_path(cache), _fix)
 
 
 def weights_available(cache: str | os.PathLike | None = None) -> bool:
     """True when `resolve_weights(cache=cache)` would find a file."""
-    env = os.environ.get(WEIGHTS_ENV)
-    return Path(env).expanduser().is_file() if env else default_weights_path(cache).is_file()
+    return weights.available(WEIGHTS_ENV, default_weights_path(cache))
 
 
 def read_state(p: Path) -> dict:
     """The tensors of a .pth / .pt / .bin (torch.load, weights_only) or .safetensors file; TorchScript refused."""
-    if p.suffix not in SUFFIXES:
-        raise GanforgeError(f"CLIP weights {p}: unknown file type {p.suffix!r}; expected {', '.join(SUFFIXES)}")
-    try:
-        if p.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(p), device="cpu")
-        with warnings.catch_warnings():   # torch warns about a TorchScript archive before refusing it
-            warnings.simplefilter("ignore", UserWarning)
-            return torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:
+    def torchscript(e: Exception) -> None:
         if "TorchScript" in str(e):
             raise GanforgeError(
                 f"{p} is a TorchScript archive (OpenAI's ViT-B-32.pt format), which ganforge does not run; convert it "
                 f"once: python -c \"import torch; torch.save(torch.jit.load('{p}', map_location='cpu').state_dict(), "
                 f"'{WEIGHTS_FILE}')\" and use {WEIGHTS_FILE}") from None
-        first = (str(e).strip().splitlines() or [""])[0]
-        raise GanforgeError(f"cannot read CLIP weights {p} ({type(e).__name__}: {first}); the file is damaged or not "
-                            f"a plain state_dict: {_fix(p)}") from None
+
+    return weights.read(p, "CLIP", SUFFIXES, _fix(p), on_error=torchscript)
 
 
 def load_clip(path: str | os.PathLike | None = None, cache: str | os.PathLike | None = None,

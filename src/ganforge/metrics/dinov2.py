@@ -43,6 +43,7 @@ from ..data.base import Data, cache_dir
 from ..errors import GanforgeError
 from .evaluate import METRICS, SPACES, Inputs, MetricSpec, SpaceContext, SpaceSpec, _fid, _kid, _pr
 from .features import FeatureDict, Space
+from . import weights
 from .inception import weights_sha256
 
 WEIGHTS_FILE = "dinov2_vits14_pretrain.pth"
@@ -298,40 +299,17 @@ def default_weights_path(cache: str | os.PathLike | None = None) -> Path:
 def resolve_weights(path: str | os.PathLike | None = None, cache: str | os.PathLike | None = None) -> Path:
     """Where the DINOv2 weights are: `path`, else $GANFORGE_DINOV2_WEIGHTS, else
     `<cache or cache_dir()>/weights/dinov2_vits14_pretrain.pth`. Never downloads."""
-    dst = default_weights_path(cache)
-    for given, origin in ((path, "the DINOv2 weights path"), (os.environ.get(WEIGHTS_ENV), f"${WEIGHTS_ENV}")):
-        if given:
-            p = Path(given).expanduser()
-            if not p.is_file():
-                raise GanforgeError(f"{origin} {str(p)!r} is not a file; {_fix(dst)}")
-            return p
-    if dst.is_file():
-        return dst
-    raise GanforgeError(f"DINOv2 weights not found (${WEIGHTS_ENV} is not set and {dst} does not exist); "
-                        f"ganforge never downloads them: {_fix(dst)}")
+    return weights.resolve("DINOv2", path, WEIGHTS_ENV, default_weights_path(cache), _fix)
 
 
 def weights_available(cache: str | os.PathLike | None = None) -> bool:
     """True when `resolve_weights(cache=cache)` would find a file."""
-    env = os.environ.get(WEIGHTS_ENV)
-    return Path(env).expanduser().is_file() if env else default_weights_path(cache).is_file()
+    return weights.available(WEIGHTS_ENV, default_weights_path(cache))
 
 
 def read_state(p: Path) -> dict:
     """The tensors of a .pth / .pt (torch.load, weights_only: no pickled code runs) or .safetensors file."""
-    if p.suffix not in SUFFIXES:
-        raise GanforgeError(f"DINOv2 weights {p}: unknown file type {p.suffix!r}; expected {', '.join(SUFFIXES)}")
-    try:
-        if p.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(p), device="cpu")
-        return torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:   # truncated download, foreign pickle, not a weights file at all
-        first = (str(e).strip().splitlines() or [""])[0]
-        raise GanforgeError(f"cannot read DINOv2 weights {p} ({type(e).__name__}: {first}); the file is damaged or "
-                            f"not a plain state_dict: replace it with the official {WEIGHTS_FILE} from "
-                            f"{WEIGHTS_URL}") from None
+    return weights.read(p, "DINOv2", SUFFIXES, f"replace it with the official {WEIGHTS_FILE} from {WEIGHTS_URL}")
 
 
 def load_dinov2(path: str | os.PathLike | None = None, cache: str | os.PathLike | None = None,
