@@ -13,7 +13,6 @@ the training recipe, so a different dataset or preprocessing never reuses a clas
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -23,8 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import GanforgeError
-from ..utils.files import atomic_write
-from .features import digest, safe_name, tensor_sha256
+from .features import cached_network, digest, safe_name, tensor_sha256
 
 ARCH = "ganforge-domain-cnn-v1"
 FEATURE_DIM = 128
@@ -133,23 +131,9 @@ def domain_classifier(x: torch.Tensor, labels: torch.Tensor, n_classes: int, dat
     check_labelled(x, labels)
     recipe = _recipe(x, labels, n_classes, seed, min_steps)
     key = f"{safe_name(data_key)}-{digest(recipe)[:20]}"
-    if cache is not None:
-        st, js = cache / "domain" / f"{key}.safetensors", cache / "domain" / f"{key}.json"
-        if st.is_file() and js.is_file():
-            from safetensors.torch import load_file
-
-            info = json.loads(js.read_text())
-            net = DomainNet(x.shape[1], n_classes)
-            net.load_state_dict(load_file(str(st)))
-            return net.eval().requires_grad_(False), info
-    net, trained = train_domain_classifier(x, labels, n_classes, seed, device, min_steps)
-    info = dict(recipe, data_key=data_key, key=key, channels=x.shape[1], size=list(x.shape[2:]), **trained)
-    if cache is not None:
-        from safetensors.torch import save
-
-        atomic_write(st, save(net.state_dict()))
-        atomic_write(js, json.dumps(info, indent=1))
-    return net, info
+    return cached_network(cache, "domain", key, lambda: DomainNet(x.shape[1], n_classes),
+                          lambda: train_domain_classifier(x, labels, n_classes, seed, device, min_steps),
+                          dict(recipe, data_key=data_key, key=key, channels=x.shape[1], size=list(x.shape[2:])))
 
 
 @torch.inference_mode()

@@ -98,3 +98,26 @@ def reference_features(space: Space, x: torch.Tensor, key: dict, cache: Path | N
     atomic_write(st, save({k: v.contiguous() for k, v in feats.items()}))
     atomic_write(meta, json.dumps(full_key, indent=1, sort_keys=True, default=str))
     return Reference(feats, stem)
+
+
+def cached_network(cache: Path | None, folder: str, key: str, build: Callable[[], torch.nn.Module],
+                   train: Callable[[], tuple[torch.nn.Module, dict]], info: dict) -> tuple[torch.nn.Module, dict]:
+    """A metric's own network (domain classifier, self-supervised net) from `<cache>/<folder>/<key>.safetensors`
+    + `.json`, or trained on a miss (`train() -> (net, what training reports)`) and stored there with `info`.
+    -> (net in eval mode, its JSON info)."""
+    if cache is not None:
+        st, js = cache / folder / f"{key}.safetensors", cache / folder / f"{key}.json"
+        if st.is_file() and js.is_file():
+            from safetensors.torch import load_file
+
+            net = build()
+            net.load_state_dict(load_file(str(st)))
+            return net.eval().requires_grad_(False), json.loads(js.read_text())
+    net, trained = train()
+    info = dict(info, **trained)
+    if cache is not None:
+        from safetensors.torch import save
+
+        atomic_write(st, save(net.state_dict()))
+        atomic_write(js, json.dumps(info, indent=1))
+    return net, info

@@ -20,7 +20,6 @@ When the data have labels, the JSON records a k-nearest-neighbour accuracy of th
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -31,8 +30,7 @@ import torch.nn.functional as F
 
 from ..errors import GanforgeError
 from ..utils.device import bf16_native
-from ..utils.files import atomic_write
-from .features import digest, safe_name, tensor_sha256
+from .features import cached_network, digest, safe_name, tensor_sha256
 
 ARCH = "ganforge-selfsup-cnn-v1"
 FEATURE_DIM = 256
@@ -197,22 +195,9 @@ def selfsup_network(x: torch.Tensor, labels: torch.Tensor | None = None, data_ke
     check_images(x)
     recipe = _recipe(x, seed)
     key = f"{safe_name(data_key)}-{digest(recipe)[:20]}"
-    if cache is not None:
-        st, js = cache / "selfsup" / f"{key}.safetensors", cache / "selfsup" / f"{key}.json"
-        if st.is_file() and js.is_file():
-            from safetensors.torch import load_file
-
-            net = SelfSupNet(x.shape[1])
-            net.load_state_dict(load_file(str(st)))
-            return net.eval().requires_grad_(False), json.loads(js.read_text())
-    net, trained = train_selfsup(x, labels, seed, device, recipe["steps"])
-    info = dict(recipe, data_key=data_key, key=key, channels=x.shape[1], size=list(x.shape[2:]), **trained)
-    if cache is not None:
-        from safetensors.torch import save
-
-        atomic_write(st, save(net.state_dict()))
-        atomic_write(js, json.dumps(info, indent=1))
-    return net, info
+    return cached_network(cache, "selfsup", key, lambda: SelfSupNet(x.shape[1]),
+                          lambda: train_selfsup(x, labels, seed, device, recipe["steps"]),
+                          dict(recipe, data_key=data_key, key=key, channels=x.shape[1], size=list(x.shape[2:])))
 
 
 @torch.inference_mode()
