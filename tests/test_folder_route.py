@@ -217,3 +217,13 @@ def test_a_folder_that_changes_is_not_silently_reused(tmp_path):
     assert list_checkpoints(run)[-1] == first
     # the preprocessed cache of the old contents was not reused: the new contents have a cache of their own
     assert len(list((tmp_path / "cache" / "folder").glob("*.npz"))) == 2
+
+
+def test_a_short_budget_on_an_unlabelled_folder_skips_the_label_free_tick_metrics(tmp_path):
+    """The self-supervised network costs minutes on a CPU: under a 30-minute budget it is left to `ganforge eval`."""
+    _write(tmp_path / "imgs", 40)
+    notes = []
+    cfg = resolve(str(tmp_path / "imgs"), ["train.device=cpu"], notes, minutes=10)
+    assert cfg.train.metrics == [] and any("--minutes budget under 30" in n for n in notes)
+    assert resolve(str(tmp_path / "imgs"), ["train.device=cpu"], minutes=60).train.metrics == ["ssl_fd", "diversity"]
+    assert resolve(str(tmp_path / "imgs"), ["train.metrics=[ssl_fd]"], minutes=10).train.metrics == ["ssl_fd"]

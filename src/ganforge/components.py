@@ -39,17 +39,18 @@ REGISTRIES: dict[str, Registry] = {
 
 
 def resolve(source: str | Path | dict | Config | None = None, overrides: list[str] | None = None,
-            notes: list[str] | None = None) -> Config:
+            notes: list[str] | None = None, minutes: float | None = None) -> Config:
     """Preset name, YAML path, directory, dict or Config (+ `--set` overrides) -> a validated Config.
 
     The `folder` preset (`ganforge train DIR`) then surveys the data and chooses what the user did not set
     (ganforge.recipes); one line per choice is appended to `notes` when a list is given. A Config object is taken
-    as it is (resolve's own result passed back, say to `ganforge.train`, is not adapted twice)."""
+    as it is (resolve's own result passed back, say to `ganforge.train`, is not adapted twice). `minutes`: the
+    run's --minutes budget, which some of the folder preset's choices depend on."""
     cfg = load_source(source)
     apply_overrides(cfg, overrides or [])
     if cfg.preset == "folder" and not isinstance(source, Config):  # a Config given back was adapted already
         # (re-adapting it would undo the choices a user made on it, unseen as overrides)
-        chosen = adapt_to_folder(cfg, {parse_override(o)[0] for o in overrides or []}, cfg.train.device)
+        chosen = adapt_to_folder(cfg, {parse_override(o)[0] for o in overrides or []}, cfg.train.device, minutes)
         if notes is not None:
             notes.extend(chosen)
     return validate(cfg)

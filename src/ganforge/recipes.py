@@ -44,6 +44,9 @@ class Survey:
         return (int(statistics.median(w for w, _ in self.sizes)), int(statistics.median(h for _, h in self.sizes)))
 
 
+SHORT_BUDGET_MIN = 30   # minutes: below it an unlabelled folder trains without tick metrics on a CPU
+
+
 def survey(path: str | Path) -> Survey:
     """Count the images under `path` and read the headers of up to SURVEY_MAX of them, evenly spread."""
     root = Path(path).expanduser()
@@ -109,7 +112,7 @@ def choose_geometry(s: Survey, max_side: int) -> tuple[int, int, str]:
     return height, width, f"{height}x{width} (HxW), the median aspect {w}:{h} kept ({why})"
 
 
-def adapt_to_folder(cfg: Config, user_keys: set[str], device: str = "auto") -> list[str]:
+def adapt_to_folder(cfg: Config, user_keys: set[str], device: str = "auto", minutes: float | None = None) -> list[str]:
     """Fill the `folder` preset's data-dependent keys that the user did not set; returns one line per choice."""
     if not cfg.data.path:
         raise GanforgeError("data.path: the folder preset needs a directory of images: `ganforge train DIR` or "
@@ -150,6 +153,10 @@ def adapt_to_folder(cfg: Config, user_keys: set[str], device: str = "auto") -> l
                "stayed near 0 and lost to it (docs/benchmarks.md)")
     if s.classes:
         choose("train.metrics", ["domain_fd", "class_kl"], "labels from subfolders: a classifier of them judges")
+    elif minutes is not None and minutes < SHORT_BUDGET_MIN and not gpu:
+        choose("train.metrics", [], f"no labels, and a --minutes budget under {SHORT_BUDGET_MIN}: the self-supervised "
+               "network the label-free metrics need trains for about 3 minutes on a CPU, a large share of the budget; "
+               "`ganforge eval RUN` measures afterwards")
     else:
         choose("train.metrics", ["ssl_fd", "diversity"], "no labels: distances in a network trained on these "
                "images without labels (it trains once, at the first tick: a few minutes on a CPU, then cached), and "

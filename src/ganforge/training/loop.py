@@ -54,7 +54,7 @@ def train(config: Config | dict | str | None = None, *, overrides: list[str] | N
         # ---- config, device and data; the run directory claimed ------------------------------------
         ckpt, ckpt_path, src, run_dir, notes = None, None, None, None, []
         if resume is None:
-            cfg = resolve(config, overrides, notes)  # notes: what a preset that looks at the data chose, and why
+            cfg = resolve(config, overrides, notes, minutes)  # notes: what a preset that looks at the data chose
             if notes and progress and dist.is_main():
                 print("\n".join(["folder preset (override any choice with --set KEY=VALUE):"] +
                                 [f"  {n}" for n in notes]), flush=True)
