@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("inversion",),                                # data -> latents by optimisation
     ("sampling",),                                 # the exported generator: save, load, sample
     ("training",),                                 # the loop, its state, checkpoints, ticks
-    ("evaluation", "report"),                      # eval of a run or a samples file; the HTML report
+    ("evaluation", "report", "editing"),           # eval of a run or a samples file; the HTML report; encoder use
     ("cli", "__init__", "__main__"),               # the command line and the public API
 ]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}

@@ -73,8 +73,13 @@ def test_gradients_reach_the_right_networks():
     assert all(p.grad is None for p in ctx.D.parameters())
 
 
-@pytest.mark.parametrize("preset,extra", [("digits", TINY), ("ring", RING_TINY)])
+ENCODER_TERMS = ["loss.latent_weight=1", "loss.cycle_weight=0.5"]
+
+
+@pytest.mark.parametrize("preset,extra", [("digits", TINY), ("ring", RING_TINY), ("digits", TINY + ENCODER_TERMS),
+                                          ("ring", RING_TINY + ENCODER_TERMS)])
 def test_train_resume_export_encode(tmp_path, preset, extra):
+    """Exact resume with every encoder option (plain BiGAN, latent regression, cycle)."""
     over = extra + ["model.encoder=true"]
     full = ganforge.train(preset, overrides=over, out=tmp_path / "f", progress=False)
     half = ganforge.train(preset, overrides=over + ["train.kimg=0.128"], out=tmp_path / "h", progress=False)
@@ -91,6 +96,26 @@ def test_train_resume_export_encode(tmp_path, preset, extra):
     assert z.shape == (6, g.model.z_dim) and np.isfinite(z).all()
     p = g.project(x, steps=5, starts=2)  # E(x) is one more start
     assert (p.mse <= p.start_mse).all()
+
+
+def test_encoder_terms_train_e_and_g():
+    """latent_weight and cycle_weight add their terms to G's and E's step, and are logged."""
+    cfg = resolve("digits", TINY + ["model.encoder=true", "loss.latent_weight=1", "loss.cycle_weight=1"])
+    ctx = setup(cfg, build_dataset(cfg.data), CPU)
+    stats = Stats()
+    real, z = ctx.sampler.next().float() / 127.5 - 1, torch.randn(cfg.train.batch, cfg.model.z_dim)
+    ctx.D.requires_grad_(False)
+    ctx.objective.g_phase(z, stats, real=real)
+    got = stats.read()
+    assert got["latent_mse"] > 0 and got["cycle_mse"] > 0
+    with torch.no_grad():  # the logged values are the terms as defined
+        G = ctx.G
+        torch.testing.assert_close(torch.tensor(got["latent_mse"]), (G.encode(G(z)) - z).pow(2).mean(),
+                                   rtol=1e-4, atol=1e-6)
+    with pytest.raises(GanforgeError, match="model.encoder=true"):
+        resolve("digits", TINY + ["loss.latent_weight=1"])
+    with pytest.raises(GanforgeError, match="loss.cycle_weight: must be >= 0"):
+        resolve("digits", TINY + ["model.encoder=true", "loss.cycle_weight=-1"])
 
 
 def test_encoder_errors(tmp_path):

@@ -86,6 +86,114 @@ def _project(a: argparse.Namespace) -> None:
         print(f"wrote {a.grid} (each input followed by its reconstruction)")
 
 
+def _encoder(a: argparse.Namespace) -> None:
+    from .editing import fit_encoder
+    from .inversion import EncoderSettings
+
+    st = EncoderSettings(steps=a.steps, batch=a.batch, lr=a.lr, real_weight=a.real_weight)
+    st.check()
+
+    def progress(step: int, total: int) -> None:
+        if not a.quiet:
+            print(f"\r  step {step}/{total}", end="" if step < total else "\n", flush=True)
+
+    info = fit_encoder(a.run_dir, st, seed=a.seed, device=a.device, progress=progress)
+    print(f"fitted an encoder in {info['seconds']:.0f} s on {info['items']} images of {info['dataset']}; on "
+          f"{info['evaluated_on']}: mean squared error {info['mse_encoder']:.4g} (E alone), "
+          f"{info[next(k for k in info if k.startswith('mse_refined'))]:.4g} (E + refinement)")
+    for f in info.get("figures", []):
+        print(f"wrote {f}")
+    print(f"saved beside the generator: {a.run_dir}/generator/encoder.safetensors (used by encode, edit, project)")
+
+
+def _read_for(g, path: str):
+    from .inversion import read_items
+
+    return read_items(path, g.kind, g.shape)
+
+
+def _encode(a: argparse.Namespace) -> None:
+    import numpy as np
+
+    from .sampling import check_output, load, save_npz
+    from .utils.images import save_image_grid
+
+    if not a.out.endswith(".npz"):
+        raise GanforgeError(f"--out {a.out!r}: the latents are written as a .npz file")
+    check_output(a.out, a.overwrite)
+    if a.grid:
+        check_output(a.grid, a.overwrite, "--grid")
+    if a.refine < 0:
+        raise GanforgeError(f"--refine: a number of optimisation steps >= 0, got {a.refine}")
+    g = load(a.run_dir, device=a.device)
+    g.require_encoder()
+    x = _read_for(g, a.input)
+    z = g.encode(x, refine=a.refine, seed=a.seed)
+    rec = g.decode(z)
+    mse = ((rec.astype(np.float64) - np.asarray(x, np.float64)) / (127.5 if g.kind == "image" else 1.0)) ** 2
+    mse = mse.reshape(len(z), -1).mean(1).astype(np.float32)
+    save_npz(a.out, z=z, reconstructions=rec, mse=mse)
+    how = f"E + {a.refine} refinement steps" if a.refine else "E alone"
+    print(f"encoded {len(z)} item(s) ({how}): mean squared error {mse.mean():.4g} in model range; wrote z, "
+          f"reconstructions, mse to {a.out}")
+    if a.grid:
+        if g.kind != "image":
+            raise GanforgeError("--grid: a side-by-side grid needs images; the reconstructions are in the .npz")
+        n = min(len(x), 32)
+        pair = np.stack([np.asarray(x[:n]), rec[:n]], 1).reshape(2 * n, *rec.shape[1:])
+        save_image_grid(pair, a.grid, cols=8 if n >= 4 else 2 * n)
+        print(f"wrote {a.grid} (each input followed by its reconstruction)")
+
+
+def _edit(a: argparse.Namespace) -> None:
+    import numpy as np
+
+    from .editing import class_directions, edit, interpolate, run_data
+    from .sampling import check_output, load
+    from .utils.images import save_image_grid
+
+    if not a.out.endswith(".png"):
+        raise GanforgeError(f"--out {a.out!r}: the edit is written as a .png grid")
+    if (a.to is None) == (a.toward is None):
+        raise GanforgeError("say what to do: --to IMAGES (interpolate to other real images) or --toward CLASS "
+                            "(move along a class direction)")
+    if a.steps < 2:
+        raise GanforgeError(f"--steps: at least 2, got {a.steps}")
+    check_output(a.out, a.overwrite)
+    g = load(a.run_dir, device=a.device)
+    if g.kind != "image":
+        raise GanforgeError("ganforge edit draws image grids; this generator makes vectors (use the Python API: "
+                            "ganforge.editing.interpolate / edit)")
+    x = _read_for(g, a.input)
+    if a.to is not None:
+        y = _read_for(g, a.to)
+        if len(y) == 1 and len(x) > 1:
+            y = np.repeat(y, len(x), 0)
+        if len(x) == 1 and len(y) > 1:
+            x = np.repeat(x, len(y), 0)
+        grid = interpolate(g, x, y, steps=a.steps, refine=a.refine)
+        what = f"{len(grid)} interpolation(s): input, {a.steps} steps, target"
+    else:
+        data, _ = run_data(g)
+        means = class_directions(g, data)   # refuses unlabelled data
+        names = [str(n) for n in (data.class_names or range(len(means)))]
+
+        def cls(v: str) -> int:
+            k = names.index(v) if v in names else int(v) if v.lstrip("-").isdigit() else -1
+            if not 0 <= k < len(means):
+                raise GanforgeError(f"class {v!r}: give a class number or name of {data.name} "
+                                    f"({', '.join(names[:10])}{', ...' if len(names) > 10 else ''})")
+            return k
+
+        b = cls(a.toward)
+        src = means.mean(0) if a.source is None else means[cls(a.source)]
+        grid = edit(g, x, means[b] - src, np.linspace(0, a.strength, a.steps), refine=a.refine)
+        what = (f"{len(grid)} edit(s) toward class {names[b]}"
+                f"{'' if a.source is None else f' from class {a.source}'}: input, then strength 0..{a.strength}")
+    save_image_grid(grid.reshape(-1, *grid.shape[2:]), a.out, cols=grid.shape[1])
+    print(f"wrote {a.out} ({what}; a row per input)")
+
+
 def _eval(a: argparse.Namespace) -> None:
     from .evaluation import evaluate_target
     from .sampling import check_output
@@ -199,6 +307,46 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("--device", default="cpu")
     j.add_argument("--overwrite", action="store_true", help="replace --out / --grid if they exist")
     j.set_defaults(fn=_project)
+
+    en = sub.add_parser("encoder", help="fit an encoder (images -> latents) to a trained generator, which stays "
+                                        "as it is")
+    en.add_argument("run_dir")
+    en.add_argument("--steps", type=int, default=2000, help="Adam steps (each: --batch latents and real images)")
+    en.add_argument("--batch", type=int, default=64)
+    en.add_argument("--lr", type=float, default=1e-3)
+    en.add_argument("--real-weight", type=float, default=1.0,
+                    help="weight of the reconstruction of real images through G; 0 = learn from G's own pairs only")
+    en.add_argument("--seed", type=int, default=0)
+    en.add_argument("--device", default="cpu")
+    en.add_argument("--quiet", action="store_true")
+    en.set_defaults(fn=_encoder)
+
+    ec = sub.add_parser("encode", help="latents of images or vectors from the encoder (optionally refined)")
+    ec.add_argument("run_dir")
+    ec.add_argument("input", help="IMAGES.npz | VECTORS.npy | an image file | a folder of images")
+    ec.add_argument("--out", required=True, help="OUT.npz: z, reconstructions, mse")
+    ec.add_argument("--refine", type=int, default=0,
+                    help="then this many Adam steps of projection from E(x) (50: close to `project` at ~1/5 the cost)")
+    ec.add_argument("--grid", help="also write a PNG with each input beside its reconstruction (images)")
+    ec.add_argument("--seed", type=int, default=0)
+    ec.add_argument("--device", default="cpu")
+    ec.add_argument("--overwrite", action="store_true", help="replace --out / --grid if they exist")
+    ec.set_defaults(fn=_encode)
+
+    ed = sub.add_parser("edit", help="interpolate between real images, or move them along a class direction")
+    ed.add_argument("run_dir")
+    ed.add_argument("input", help="IMAGES.npz | an image file | a folder of images")
+    ed.add_argument("--to", help="images to interpolate to (one, or as many as the inputs)")
+    ed.add_argument("--toward", metavar="CLASS", help="a class (number or name) of the run's labelled data")
+    ed.add_argument("--from", dest="source", metavar="CLASS",
+                    help="with --toward: the inputs' class (default: the mean of all classes)")
+    ed.add_argument("--strength", type=float, default=1.0, help="with --toward: the largest step along the direction")
+    ed.add_argument("--steps", type=int, default=8, help="columns between input and target / along the direction")
+    ed.add_argument("--refine", type=int, default=50, help="refinement steps of each encoding (0: E alone)")
+    ed.add_argument("--out", required=True, help="OUT.png: a row per input")
+    ed.add_argument("--device", default="cpu")
+    ed.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    ed.set_defaults(fn=_edit)
 
     e = sub.add_parser("eval", help="metrics of a run or a samples .npz against its dataset",
                        epilog_fn=_metric_list, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -122,6 +122,10 @@ def _check_combinations(cfg: Config) -> None:
         other = "model.encoder" if m.encoder else "model.pack > 1"
         raise GanforgeError(f"model.conditional: not defined together with {other} (whose pairs or packs would need "
                             "a class each); set one of them off")
+    if not m.encoder and (lo.latent_weight > 0 or lo.cycle_weight > 0):
+        key = "loss.latent_weight" if lo.latent_weight > 0 else "loss.cycle_weight"
+        raise GanforgeError(f"{key}: a term of the encoder's training; set model.encoder=true, or 0 (for a trained "
+                            "generator, `ganforge encoder RUN` fits an encoder afterwards)")
     if m.encoder:
         if loss.e is None:
             raise GanforgeError(f"model.encoder: the loss {lo.name!r} defines no encoder loss "

@@ -85,6 +85,8 @@ class LossConfig:
     gamma_schedule: str = _registry("lr_schedules", "constant")  # constant | linear | cosine: R1/R2 weights decay
     gamma_kimg: float = 0.0       # kimg over which r1_gamma and r2_gamma decay to gamma_final x their value
     gamma_final: float = 0.1      # final R1/R2 weight as a fraction of the initial one (R3GAN: 10x lower)
+    latent_weight: float = 0.0    # model.encoder: + w * |E(G(z)) - z|^2 / z_dim in G's and E's step (latent regression)
+    cycle_weight: float = 0.0     # model.encoder: + w * |G(E(x)) - x|^2 / d on real data (ALICE's explicit cycle)
     options: dict[str, Any] = _options("name")
 
 
@@ -432,6 +434,7 @@ def check_values(cfg: Config) -> None:
     nonneg = {"train.ema_kimg": t.ema_kimg, "train.ema_rampup": t.ema_rampup, "train.noise_std": t.noise_std,
               "train.noise_kimg": t.noise_kimg, "loss.r1_gamma": cfg.loss.r1_gamma,
               "loss.r2_gamma": cfg.loss.r2_gamma, "loss.gamma_kimg": cfg.loss.gamma_kimg,
+              "loss.latent_weight": cfg.loss.latent_weight, "loss.cycle_weight": cfg.loss.cycle_weight,
               "train.keep_checkpoints": t.keep_checkpoints, "data.max_items": cfg.data.max_items,
               "data.resolution": cfg.data.resolution, "data.memory_mb": cfg.data.memory_mb,
               "data.width": cfg.data.width, "optim.lr_kimg": o.lr_kimg,

@@ -64,12 +64,14 @@ def as_model_input(x, kind: str, shape: tuple[int, ...]) -> torch.Tensor:
     return out
 
 
-def check_settings(steps: int, lr: float, starts: int, prior_weight: float = 1e-3) -> None:
-    """The projection's settings, checked before any work."""
-    if not (steps >= 0 and starts >= 1 and lr > 0 and prior_weight >= 0 and math.isfinite(lr)
+def check_settings(steps: int, lr: float, starts: int, prior_weight: float = 1e-3, encoder: bool = False) -> None:
+    """The projection's settings, checked before any work. With an encoder E(x) is a start of its own, so
+    `starts` (random ones) may be 0: that is encoder-initialised refinement."""
+    if not (steps >= 0 and starts >= (0 if encoder else 1) and lr > 0 and prior_weight >= 0 and math.isfinite(lr)
             and math.isfinite(prior_weight)):
-        raise GanforgeError(f"projection: need steps >= 0, starts >= 1, lr > 0, prior_weight >= 0; got steps={steps}, "
-                            f"starts={starts}, lr={lr}, prior_weight={prior_weight}")
+        least = 0 if encoder else 1
+        raise GanforgeError(f"projection: need steps >= 0, starts >= {least}, lr > 0, prior_weight >= 0; got "
+                            f"steps={steps}, starts={starts}, lr={lr}, prior_weight={prior_weight}")
 
 
 def project(G: torch.nn.Module, x: torch.Tensor, z_dim: int, prior: str, *, steps: int = 300, lr: float = 0.05,
@@ -80,7 +82,7 @@ def project(G: torch.nn.Module, x: torch.Tensor, z_dim: int, prior: str, *, step
     encoder: a trained E (BiGAN): E(x) joins the random starts as one more candidate."""
     if len(x) == 0:
         raise GanforgeError("nothing to project: the input holds no items")
-    check_settings(steps, lr, starts, prior_weight)
+    check_settings(steps, lr, starts, prior_weight, encoder is not None)
     was_training, params = G.training, [p.requires_grad for p in G.parameters()]
     G.eval()
     G.requires_grad_(False)
@@ -140,6 +142,99 @@ def _project_batch(G, x, z0, prior, steps, lr, prior_weight):
     with torch.no_grad():
         rec = G(best_z).float()
         return best_z.cpu(), rec.cpu(), _mse(rec, x).cpu(), start.cpu()
+
+
+@dataclass
+class EncoderSettings:
+    """How `train_encoder` fits an encoder to a trained, frozen generator (see its docstring)."""
+    steps: int = 2000          # Adam steps
+    batch: int = 64            # latents drawn per step, and as many real items
+    lr: float = 1e-3           # Adam, betas (0.9, 0.99), linear decay to 0 over the last half
+    latent_weight: float = 0.1  # E(G(z)) ~ z: mean squared error per latent coordinate
+    fake_weight: float = 1.0   # G(E(G(z))) ~ G(z): per value, in model range
+    real_weight: float = 1.0   # G(E(x)) ~ x on real items: per value, in model range (0 = generator pairs only)
+    prior_weight: float = 1e-3  # the prior's penalty on E(x) of real items (as in `project`)
+
+    def check(self) -> None:
+        w = (self.latent_weight, self.fake_weight, self.real_weight, self.prior_weight)
+        if not (self.steps >= 1 and self.batch >= 2 and self.lr > 0 and math.isfinite(self.lr)
+                and all(v >= 0 and math.isfinite(v) for v in w) and (self.latent_weight + self.fake_weight
+                                                                     + self.real_weight) > 0):
+            raise GanforgeError(f"encoder training: need steps >= 1, batch >= 2, lr > 0 and weights >= 0 with one "
+                                f"of latent/fake/real > 0; got {self}")
+
+
+def train_encoder(G: torch.nn.Module, E: torch.nn.Module, real: torch.Tensor, z_dim: int, prior: str,
+                  settings: EncoderSettings | None = None, *, seed: int = 0, device: torch.device | str = "cpu",
+                  progress=None) -> list[dict]:
+    """Fit E: x -> z to a trained generator G, which stays frozen (in eval mode, no gradient to its weights).
+
+    Each step draws z from the prior and a minibatch of real items x [N, ...] (model range) and minimises
+      latent_weight * |E(G(z)) - z|^2 / z_dim        latent regression on G's own pairs (E(G(z)) ~ z)
+    + fake_weight   * |G(E(G(z))) - G(z)|^2 / d     the same pairs, judged where it shows: in data space
+    + real_weight   * |G(E(x)) - x|^2 / d           reconstruction of real data through G ("in-domain":
+                                                    E learns the codes G can decode, Zhu et al. 2020)
+    + prior_weight  * R(E(x))                       the prior's penalty, as in projection
+    The generator pairs are exact inverses to learn from; the real term makes E work on data G only
+    approximates. Deterministic given the seed (E's initial weights are the caller's). Returns a short history
+    of the mean losses [{step, latent, fake, real}]. `progress(step, steps)` is called every 50 steps."""
+    st = settings or EncoderSettings()
+    st.check()
+    if len(real) < 2 and st.real_weight > 0:
+        raise GanforgeError("encoder training needs at least 2 real items (or real_weight=0)")
+    was_training, params = G.training, [p.requires_grad for p in G.parameters()]
+    G.eval()
+    G.requires_grad_(False)
+    E.to(device).train()
+    pr = PRIORS.get(prior)
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(E.parameters(), lr=st.lr, betas=(0.9, 0.99))
+    history, acc = [], {"latent": 0.0, "fake": 0.0, "real": 0.0, "n": 0}
+    try:
+        for step in range(st.steps):
+            for group in opt.param_groups:  # constant, then linear decay to 0 over the second half
+                group["lr"] = st.lr * min(1.0, 2.0 * (1 - step / st.steps))
+            z = sample_prior(st.batch, z_dim, prior, gen).to(device)
+            idx = torch.randint(len(real), (st.batch,), generator=gen)
+            x = real[idx].to(device)
+            with torch.no_grad():
+                xf = G(z).float()
+            both = E(torch.cat([xf, x.to(xf.dtype)])).float()   # one pass: batch norm sees fakes and reals
+            ef, er = both[: st.batch], both[st.batch:]
+            if pr.project is not None:
+                ef, er = ef.clamp(-1, 1), er.clamp(-1, 1)      # uniform prior: codes inside the box
+            latent = (ef - z).pow(2).mean()
+            loss = st.latent_weight * latent
+            fake_err = real_err = torch.zeros((), device=device)
+            if st.fake_weight > 0 or st.real_weight > 0:
+                rec = G(torch.cat([ef, er])).float()
+                fake_err = _mse(rec[: st.batch], xf).mean()
+                real_err = _mse(rec[st.batch:], x.float()).mean()
+                loss = loss + st.fake_weight * fake_err + st.real_weight * real_err
+            if st.prior_weight > 0 and pr.penalty is not None:
+                loss = loss + st.prior_weight * pr.penalty(er).mean()
+            if not torch.isfinite(loss):
+                raise GanforgeError(f"encoder training diverged at step {step} (loss {loss.item()}); lower the "
+                                    f"learning rate (now {st.lr})")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            acc["latent"] += latent.item()
+            acc["fake"] += fake_err.item()
+            acc["real"] += real_err.item()
+            acc["n"] += 1
+            if (step + 1) % 50 == 0 or step + 1 == st.steps:
+                n = acc.pop("n")
+                history.append({"step": step + 1, **{k: v / n for k, v in acc.items()}})
+                acc = {"latent": 0.0, "fake": 0.0, "real": 0.0, "n": 0}
+                if progress is not None:
+                    progress(step + 1, st.steps)
+    finally:
+        for p, r in zip(G.parameters(), params):
+            p.requires_grad_(r)
+        G.train(was_training)
+    E.eval()
+    return history
 
 
 def to_projection(z, rec, mse, start, kind: str) -> Projection:

@@ -148,6 +148,7 @@ def render_report(run_dir: Path, log: RunLog) -> str:
     gen_meta = read_json(run_dir / "generator" / "config.json")
     metric_rows, metric_notes = _read_metrics_files(run_dir)
     samples, sample_notes = _samples(run_dir, log)
+    encoder = _encoder(run_dir)
 
     notes: list[dict] = []  # {cls: warn | info, kind: what the template writes, its fields}
     for d, later in zip(log.diverged, log.resumed_after, strict=True):
@@ -173,7 +174,36 @@ def render_report(run_dir: Path, log: RunLog) -> str:
     return _template().render(
         name=name, run_path=str(run_dir.resolve()), generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         notes=notes, summary=_summary(log, cfg, gen_meta), metrics=_metrics(metric_rows), curves=_curves(log),
-        samples=samples, config=_config(cfg_text, cfg))
+        samples=samples, encoder=encoder, config=_config(cfg_text, cfg))
+
+
+ENCODER_FIGURES = (("reconstructions.png", "Reconstructions of held-out images (training images when the dataset has "
+                    "no held-out split): the images, G(E(x)), then G(z) after refining E(x)"),
+                   ("interpolation.png", "Interpolation between pairs of real images: each row starts at one image "
+                    "and ends at another, the generator's samples along the path between their codes"),
+                   ("edits.png", "Class-direction edits: each row is a real image moved toward the next class, "
+                    "along the difference of the two classes' mean codes"))
+
+
+def _encoder(run_dir: Path) -> dict | None:
+    """The fitted encoder's figures and numbers (RUN/encoder/*.png, generator/encoder.json), or None."""
+    meta = read_json(run_dir / "generator" / "encoder.json")
+    figs = []
+    for name, caption in ENCODER_FIGURES:
+        got = _sample_png(run_dir / "encoder" / name) if (run_dir / "encoder" / name).is_file() else None
+        if got is not None:
+            figs.append({"alt": name, "png": _b64(got[0]), "cls": "sample grid", "caption": caption})
+    if not figs and not isinstance(meta, dict):
+        return None
+    meta = meta if isinstance(meta, dict) else {}
+    refined = next((k for k in meta if k.startswith("mse_refined_")), None)
+    line = ""
+    if _is_num(meta.get("mse_encoder")):
+        line = (f"Mean squared error (model range) on {meta.get('evaluated_on', '?')}: "
+                f"{meta['mse_encoder']:.4g} with E alone" + (f", {meta[refined]:.4g} after "
+                                                           f"{refined.rsplit('_', 1)[-1]} refinement steps"
+                                                           if refined and _is_num(meta[refined]) else "") + ".")
+    return {"figs": figs, "line": line, "seconds": meta.get("seconds")}
 
 
 @functools.lru_cache(maxsize=1)

@@ -9,6 +9,10 @@ A class-conditional generator (model.conditional) samples given class labels, by
 training data's class frequencies (`class_freq`).
 A config.json written by another ganforge version loads; keys this version does not know are reported in
 one warning and ignored.
+An encoder fitted afterwards (`ganforge encoder RUN`, ganforge.editing.fit_encoder) lives beside it:
+encoder.safetensors and encoder.json {"format": "ganforge-encoder-1", "generator_sha256": the digest of the
+model.safetensors it was fitted to, "settings", "history", ...}. It is loaded only while that digest matches: a
+generator exported again by more training needs its encoder fitted again.
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from .config import ModelConfig, check_seed, to_dict
 from .data.base import Data, class_frequencies, from_model_range, n_classes_of
 from .errors import GanforgeError
 from .inversion import Projection, as_model_input, project, to_projection
-from .models import PRIORS, build_generator, check_truncation, sample_prior
+from .models import PRIORS, build_encoder, build_generator, check_truncation, sample_prior
 from .utils.device import pick_device
 from .utils.files import atomic_write, read_json, write_json, write_npz
 from .utils.images import save_image_grid, to_hwc
@@ -34,6 +38,7 @@ from .utils.plots import save_scatter
 from .version import __version__
 
 FORMAT = "ganforge-generator-1"
+ENCODER_FORMAT = "ganforge-encoder-1"
 
 
 def export_generator(run_dir: str | Path, G_ema: torch.nn.Module, cfg, data: Data, nimg: int) -> Path:
@@ -91,6 +96,8 @@ class Generator:
     device: torch.device
     n_classes: int = 0         # > 0: class-conditional (model.conditional)
     class_freq: torch.Tensor | None = None  # the training data's class frequencies [n_classes]
+    encoder: torch.nn.Module | None = None  # an encoder fitted afterwards (encoder.safetensors), if any
+    encoder_note: str = ""   # why an encoder file beside the generator was not loaded
 
     @property
     def conditional(self) -> bool:
@@ -146,15 +153,18 @@ class Generator:
     def project(self, x, steps: int = 300, lr: float = 0.05, starts: int = 16, prior_weight: float = 1e-3,
                 seed: int = 0, batch: int = 256) -> Projection:
         """Latents whose samples match `x` (images uint8 [N, H, W, C] as `sample` returns, or vectors [N, D]):
-        a `ganforge.inversion.Projection` with z, reconstructions, mse and start_mse. Same seed, same result."""
+        a `ganforge.inversion.Projection` with z, reconstructions, mse and start_mse. Same seed, same result.
+        With an encoder, E(x) is one more start; starts=0 then refines E(x) alone (see `encode`)."""
         check_seed(seed, "seed")
         if self.conditional:
             raise GanforgeError("projection of a class-conditional generator is not supported yet: it would need "
                                 "the class of each item too")
+        if starts == 0:
+            self.require_encoder()
         target = as_model_input(x, self.kind, self.shape)
         out = project(self.net, target, self.model.z_dim, self.model.prior, steps=steps, lr=lr, starts=starts,
                       prior_weight=prior_weight, seed=seed, batch=batch, device=self.device,
-                      encoder=self.net.encode if self.has_encoder else None)
+                      encoder=self._encoder_fn())
         return to_projection(*out, self.kind)
 
     @torch.no_grad()
@@ -174,18 +184,44 @@ class Generator:
 
     @property
     def has_encoder(self) -> bool:
-        """Trained with model.encoder (BiGAN / ALI): `encode` maps data to latents in one forward pass."""
-        return hasattr(self.net, "encode")
+        """An encoder E maps data to latents in one forward pass: one fitted afterwards (`ganforge encoder RUN`),
+        or the one trained with the generator (model.encoder: BiGAN / ALI). The fitted one is used when both exist."""
+        return self.encoder is not None or hasattr(self.net, "encode")
 
-    @torch.no_grad()
-    def encode(self, x, batch: int = 256) -> np.ndarray:
-        """Latents float32 [N, z_dim] of data `x` (as for `project`) from the trained encoder E."""
-        if not self.has_encoder:
-            raise GanforgeError("this generator has no encoder (it was trained with model.encoder=false); "
-                                "use project() to find latents by optimisation")
+    def _encoder_fn(self):
+        if self.encoder is not None:
+            return self.encoder
+        return self.net.encode if hasattr(self.net, "encode") else None
+
+    def require_encoder(self) -> None:
+        """A clear error, saying how to get one, when there is no encoder."""
+        if self.has_encoder:
+            return
+        raise GanforgeError("this generator has no encoder" + (f" ({self.encoder_note})" if self.encoder_note else
+                            " (it was trained with model.encoder=false)")
+                            + "; fit one with `ganforge encoder RUN` (a few minutes), or find latents by optimisation "
+                            "with project()")
+
+    def encode(self, x, batch: int = 256, refine: int = 0, lr: float = 0.1, seed: int = 0) -> np.ndarray:
+        """Latents float32 [N, z_dim] of data `x` (as for `project`) from the encoder E: one forward pass, then,
+        with refine > 0, that many Adam steps of projection started from E(x) (encoder-initialised projection,
+        Zhu et al. 2016): close to `project`'s fit at a fraction of its cost."""
+        self.require_encoder()
+        if self.conditional:
+            raise GanforgeError("encoding for a class-conditional generator is not supported: its latents need a "
+                                "class each")
+        if not isinstance(refine, numbers.Integral) or isinstance(refine, bool) or refine < 0:
+            raise GanforgeError(f"refine: a number of optimisation steps >= 0, got {refine!r}")
+        if refine:
+            return self.project(x, steps=int(refine), lr=lr, starts=0, seed=seed, batch=batch).z
         t = as_model_input(x, self.kind, self.shape)
-        z = [self.net.encode(t[i: i + batch].to(self.device)).float().cpu() for i in range(0, len(t), batch)]
-        return torch.cat(z).numpy()
+        fn = self._encoder_fn()
+        with torch.no_grad():
+            z = [fn(t[i: i + batch].to(self.device)).float().cpu() for i in range(0, len(t), batch)]
+        z = torch.cat(z)
+        if PRIORS.get(self.model.prior).project is not None:   # a code inside the prior's support
+            PRIORS.get(self.model.prior).project(z)
+        return z.numpy()
 
     @torch.no_grad()
     def interpolate(self, steps: int = 8, seed: int = 0, seed_to: int = 1, label=None) -> np.ndarray:
@@ -237,10 +273,62 @@ def load(run_dir: str | Path, device: str = "cpu") -> Generator:
         raise GanforgeError(f"{gdir / 'model.safetensors'} is damaged or does not match config.json "
                             f"({type(e).__name__})") from None
     dev = pick_device(device, "--device")
+    encoder, note = _load_encoder(gdir, mcfg, shape)
     return Generator(net=net.to(dev).eval(), model=mcfg, kind=kind, shape=shape, meta=meta, device=dev,
-                     n_classes=n_classes,
+                     n_classes=n_classes, encoder=None if encoder is None else encoder.to(dev), encoder_note=note,
                      class_freq=torch.tensor(freq, dtype=torch.float32) if freq else
                      (torch.full((n_classes,), 1.0 / n_classes) if n_classes else None))
+
+
+def generator_digest(gdir: Path) -> str:
+    """sha256 of the exported generator's weights file: what an encoder fitted to it records."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(gdir / "model.safetensors", "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def generator_dir(run_dir: str | Path) -> Path:
+    p = Path(run_dir)
+    return p if (p / "config.json").is_file() else p / "generator"
+
+
+def save_encoder(run_dir: str | Path, E: torch.nn.Module, info: dict) -> Path:
+    """RUN_DIR/generator/encoder.safetensors + encoder.json for the generator exported there now."""
+    from safetensors.torch import save
+
+    gdir = generator_dir(run_dir)
+    sd = {k: v.detach().to("cpu").contiguous() for k, v in E.state_dict().items()}
+    atomic_write(gdir / "encoder.safetensors", save(sd))
+    write_json(gdir / "encoder.json", {"format": ENCODER_FORMAT, "ganforge_version": __version__,
+                                       "generator_sha256": generator_digest(gdir), **info})
+    return gdir / "encoder.safetensors"
+
+
+def _load_encoder(gdir: Path, mcfg: ModelConfig, shape) -> tuple[torch.nn.Module | None, str]:
+    """The fitted encoder beside the generator -> (E in eval mode, "") or (None, why it was not loaded)."""
+    from safetensors.torch import load_file
+
+    meta_path, weights = gdir / "encoder.json", gdir / "encoder.safetensors"
+    if not meta_path.is_file() or mcfg.conditional:
+        return None, ""
+    try:
+        meta = read_json(meta_path)
+        stale = meta.get("generator_sha256") != generator_digest(gdir)
+    except (GanforgeError, OSError, AttributeError) as e:
+        return None, f"{meta_path} is unreadable ({type(e).__name__})"
+    if stale:
+        return None, (f"the encoder in {gdir} was fitted to an earlier export of this generator; fit it again with "
+                      "`ganforge encoder RUN`")
+    try:
+        E = build_encoder(mcfg, shape)
+        E.load_state_dict(load_file(str(weights)))
+    except Exception as e:  # noqa: BLE001  a damaged or mismatched file
+        return None, f"{weights} is damaged or does not match this generator ({type(e).__name__})"
+    return E.eval(), ""
 
 
 def save_npz(path: str | Path, **arrays: np.ndarray) -> Path:

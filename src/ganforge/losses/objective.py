@@ -49,6 +49,8 @@ class Objective:
     options: dict[str, Any] = field(default_factory=dict)  # the loss's own options (keyword arguments)
     r2_gamma: float = 0.0
     augment: Any = None  # ganforge.augment.Augment: applied to everything D judges, real and fake, both phases
+    latent_weight: float = 0.0  # BiGAN + latent regression: w * |E(G(z)) - z|^2 / z_dim (G and E)
+    cycle_weight: float = 0.0   # BiGAN + ALICE's cycle: w * |G(E(x)) - x|^2 / d on real x (G and E)
 
     @classmethod
     def from_config(cls, cfg, G, D, D_eager, autocast, encode=None, augment=None) -> "Objective":
@@ -56,7 +58,8 @@ class Objective:
         gp = loss.default_gp if cfg.loss.gp_weight < 0 else cfg.loss.gp_weight
         return cls(G=G, D=D, D_eager=D_eager, loss=loss, smoothing=cfg.loss.label_smoothing, gp_weight=gp,
                    r1_gamma=cfg.loss.r1_gamma, pack=cfg.model.pack, autocast=autocast, encode=encode,
-                   options=dict(cfg.loss.options), r2_gamma=cfg.loss.r2_gamma, augment=augment)
+                   options=dict(cfg.loss.options), r2_gamma=cfg.loss.r2_gamma, augment=augment,
+                   latent_weight=cfg.loss.latent_weight, cycle_weight=cfg.loss.cycle_weight)
 
     def _g(self, z: Tensor, c: Tensor | None) -> Tensor:
         return self.G(z) if c is None else self.G(z, c)
@@ -138,14 +141,24 @@ class Objective:
         `real` (a real minibatch in model range) is used by losses that compare with real data and, with an
         encoder (BiGAN), for E's loss: E plays against D with loss.e."""
         with self.autocast():
-            fake = instance_noise(self._g(z, c_fake) if fake is None else fake, noise_std, gen)
+            made = self._g(z, c_fake) if fake is None else fake
+            fake = instance_noise(made, noise_std, gen)
             if self.encode is not None:
                 fake = join(fake, z)
             fake_logits = self._d(self.D, pack(self._aug(fake, gen), self.pack), c_fake).float()
-            real_logits = None
+            real_logits, extra = None, torch.zeros((), device=fake.device)
             if self.encode is not None:
                 real_in = instance_noise(real, noise_std, gen)
-                real_logits = self.D(join(real_in, self.encode(real)).to(fake.dtype)).float()
+                code = self.encode(real)
+                real_logits = self.D(join(real_in, code).to(fake.dtype)).float()
+                if self.latent_weight > 0:  # E(G(z)) ~ z: E learns G's own pairs, G keeps z recoverable
+                    latent = (self.encode(made).float() - z.float()).pow(2).mean()
+                    extra = extra + self.latent_weight * latent
+                    stats.add("latent_mse", latent)
+                if self.cycle_weight > 0:   # G(E(x)) ~ x (ALICE, Li et al. 2017)
+                    cycle = (self._g(code, None).float() - real.float()).pow(2).mean()
+                    extra = extra + self.cycle_weight * cycle
+                    stats.add("cycle_mse", cycle)
             elif self.loss.g_uses_real:
                 with torch.no_grad():  # D's verdict on real data is a constant for G
                     real_in = self._aug(instance_noise(real, noise_std, gen), gen)
@@ -153,5 +166,5 @@ class Objective:
             loss = self.loss.g(real_logits, fake_logits, **self.options)
             if self.encode is not None:
                 loss = loss + self.loss.e(real_logits, fake_logits, **self.options)
-        loss.backward()
+        (loss + extra).backward()
         stats.add("loss_g", loss)

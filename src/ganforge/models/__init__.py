@@ -8,9 +8,9 @@ Contract (checked by tests over every registered family):
 from __future__ import annotations
 
 from . import dcgan, mlp, r3gan, resnet  # noqa: F401  (register)
-from .base import (MODELS, BiGANGenerator, ModelFamily, build_generator, build_models, check_family, count_params,
-                   join, joint_shape)
+from .base import (MODELS, BiGANGenerator, ModelFamily, build_encoder, build_generator, build_models, check_family,
+                   count_params, join, joint_shape)
 from .priors import PRIORS, Prior, check_truncation, sample_prior
 
-__all__ = ["MODELS", "PRIORS", "BiGANGenerator", "ModelFamily", "Prior", "build_generator", "build_models",
-           "check_family", "check_truncation", "count_params", "join", "joint_shape", "sample_prior"]
+__all__ = ["MODELS", "PRIORS", "BiGANGenerator", "ModelFamily", "Prior", "build_encoder", "build_generator",
+           "build_models", "check_family", "check_truncation", "count_params", "join", "joint_shape", "sample_prior"]

@@ -105,6 +105,16 @@ def build_generator(mcfg, data_shape: tuple[int, ...], kind: str, n_classes: int
     return BiGANGenerator(G, fam.encoder(mcfg, data_shape)) if mcfg.encoder else G
 
 
+def build_encoder(mcfg, data_shape: tuple[int, ...]) -> nn.Module:
+    """The family's encoder E: x [N, *shape] -> z [N, z_dim] (as model.encoder trains it jointly), for fitting to a
+    trained generator afterwards (ganforge.inversion.train_encoder)."""
+    fam = MODELS.get(mcfg.arch)
+    if fam.encoder is None:
+        with_e = [n for n in MODELS.names() if MODELS.get(n).encoder is not None]
+        raise GanforgeError(f"the {mcfg.arch!r} family has no encoder; families with one: {', '.join(with_e)}")
+    return fam.encoder(mcfg, data_shape)
+
+
 def build_models(mcfg, data_shape: tuple[int, ...], kind: str, n_classes: int = 0) -> tuple[nn.Module, nn.Module]:
     """ModelConfig + the shape of one data item -> (G, D), freshly initialised (uses the global torch RNG).
 

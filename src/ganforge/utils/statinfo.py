@@ -39,6 +39,10 @@ STATS: dict[str, StatInfo] = {
     "d_fake_sign": StatInfo("s(G(z))", "{:.2f}", "E[sign D(G(z))]: the same on generated data", "logits",
                             progress=False),
     "r2": StatInfo("R2", "{:.3g}", "E||grad D(G(z))||^2 on generated data, unweighted", progress=False),
+    "latent_mse": StatInfo("|E(G(z))-z|", "{:.3f}", "mean |E(G(z)) - z|^2 per coordinate (loss.latent_weight)",
+                           "encoder"),
+    "cycle_mse": StatInfo("|G(E(x))-x|", "{:.4f}", "mean |G(E(x)) - x|^2 per value on real data (loss.cycle_weight)",
+                          "encoder"),
 }
 
 # Keys of a tick record that are bookkeeping, not statistics.
