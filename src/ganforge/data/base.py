@@ -1,6 +1,7 @@
 """The dataset contract: every loader returns a `Data` (tensors in memory) built from a `DataConfig`.
 
-Images are uint8 [N, C, H, W]; vectors are float32 [N, D]. Conversion to the range the models see happens
+Images are uint8 [N, C, H, W]; vectors are float32 [N, D]; text is int64 token ids [N, L] (data/text.py: PAD, EOS,
+the tokeniser in `info["tokenizer"]`). Conversion to the range the models see happens
 in ONE place: `to_model_range` / `from_model_range`. The requested geometry (`data.resolution`,
 `data.width`) is interpreted in ONE place too: `requested_size` / `target_size`; resampling itself is
 `ganforge.utils.images.resize` / `fit` (one filter for every loader).
@@ -22,17 +23,20 @@ DATASETS: Registry[Callable[..., "Data"]] = Registry("dataset")
 
 @dataclass
 class Data:
-    x: torch.Tensor                      # uint8 [N, C, H, W] (kind "image") or float32 [N, D] (kind "vector")
-    kind: str                            # "image" | "vector"
+    x: torch.Tensor                      # uint8 [N, C, H, W] (kind "image"), float32 [N, D] (kind "vector") or
+                                         # int64 token ids [N, L] (kind "text": ids, EOS, PAD...; data/text.py)
+    kind: str                            # "image" | "vector" | "text"
     name: str                            # registry name (or a descriptive name)
     labels: torch.Tensor | None = None   # int64 [N] class labels, when the data has them
     class_names: list[str] | None = None
     info: dict = field(default_factory=dict)  # provenance: files read, preprocessing, skipped items, ...
 
     def __post_init__(self) -> None:
-        assert self.kind in ("image", "vector"), self.kind
+        assert self.kind in ("image", "vector", "text"), self.kind
         if self.kind == "image":
             assert self.x.dtype == torch.uint8 and self.x.ndim == 4, (self.x.dtype, self.x.shape)
+        elif self.kind == "text":
+            assert self.x.dtype == torch.int64 and self.x.ndim == 2, (self.x.dtype, self.x.shape)
         else:
             assert self.x.dtype == torch.float32 and self.x.ndim == 2, (self.x.dtype, self.x.shape)
         if self.labels is not None:
@@ -40,7 +44,7 @@ class Data:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        """Shape of one item: (C, H, W) or (D,)."""
+        """Shape of one item: (C, H, W), (D,) or (L,)."""
         return tuple(self.x.shape[1:])
 
     def __len__(self) -> int:
@@ -53,16 +57,22 @@ def build_dataset(cfg) -> Data:
 
 
 def to_model_range(x: torch.Tensor, kind: str) -> torch.Tensor:
-    """Stored data -> what D sees: uint8 images -> float in [-1, 1]; vectors pass through as float."""
+    """Stored data -> what D sees: uint8 images -> float in [-1, 1]; vectors pass through as float; text token ids
+    pass through as int64 (a text model embeds or one-hots them itself: it knows the vocabulary)."""
     if kind == "image":
         return x.float().mul_(1 / 127.5).sub_(1.0)
+    if kind == "text":
+        return x.long()
     return x.float()
 
 
 def from_model_range(x: torch.Tensor, kind: str) -> torch.Tensor:
-    """G's output -> stored form: images in [-1, 1] -> uint8 (round half up, as StyleGAN2-ADA); vectors -> float32."""
+    """G's output -> stored form: images in [-1, 1] -> uint8 (round half up, as StyleGAN2-ADA); vectors -> float32;
+    text: token ids [N, L] stay int64, scores over the vocabulary [N, L, V] (logits, one-hots) -> their argmax."""
     if kind == "image":
         return (x.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    if kind == "text":
+        return x.argmax(-1) if x.is_floating_point() and x.ndim == 3 else x.long()
     return x.float()
 
 

@@ -4,6 +4,8 @@ Registry names (for `--metrics` and `train.metrics`): fid, kid, is, pr, prdc, do
 ssl_pr, ssl_prdc, memorization, toy, stacked_modes, c2st, fd_dinov2, kid_dinov2, pr_dinov2, fd_clip; feature spaces
 (SPACES): inception, domain, selfsup, raw, stacked, dinov2 and clip (user-supplied weights).
 `evaluate(fake, real, names)` extracts the features of each feature space once and shares them.
+Text metrics (BLEU, self-BLEU, novelty, ... on lists of strings) are plain functions in `ganforge.metrics.text`,
+not imported here (nltk takes ~1.5 s to import).
 Nothing is downloaded or loaded on import.
 """
 from __future__ import annotations
