@@ -1,4 +1,6 @@
 """Contract tests over every registered model family, resolution and prior."""
+import dataclasses
+
 import pytest
 import torch
 
@@ -42,6 +44,25 @@ def test_vector_models_shapes(arch, dim, prior):
     x = G(sample_prior(6, 3, prior))
     assert x.shape == (6, dim)
     assert D(pack(x, 2)).shape == (3,)
+
+
+@pytest.mark.parametrize("arch", _families("text"))
+@pytest.mark.parametrize("length", [2, 5, 16])
+@pytest.mark.parametrize("prior", ["normal", "uniform"])
+@pytest.mark.parametrize("pack_m", [1, 2])
+def test_text_models_shapes(arch, length, prior, pack_m):
+    """Text families: G(z) -> scores over the vocabulary [N, L, V] (each position a distribution), D(one-hots or
+    token ids) -> logits [N]; the vocabulary is the model option `vocab` (filled in from the data)."""
+    fam = MODELS.get(arch)
+    defaults = dataclasses.asdict(MODELS.options(arch)()) if MODELS.options(arch) else {}
+    m = ModelConfig(arch=arch, z_dim=5, prior=prior, g_width=8, d_width=8, pack=pack_m, g_norm=fam.g_norms[0],
+                    d_norm=fam.d_norms[0], options={**defaults, "vocab": 9})
+    G, D = build_models(m, (length,), "text")
+    x = G(sample_prior(4, 5, prior, torch.Generator().manual_seed(0)))
+    assert x.shape == (4, length, 9) and x.dtype == torch.float32
+    torch.testing.assert_close(x.sum(-1), torch.ones(4, length))
+    assert D(pack(x, pack_m)).shape == (4 // pack_m,)
+    assert D(pack(x.argmax(-1), pack_m)).shape == (4 // pack_m,)  # token ids [N, L]
 
 
 def test_priors():

@@ -34,7 +34,7 @@ def load(run_dir, device: str = "cpu"):
 
 
 def sample(run_dir, n: int, seed: int = 0, truncation=None):
-    """n samples from a run's generator (uint8 [n, H, W, C] images or float32 [n, D] vectors)."""
+    """n samples from a run's generator (uint8 [n, H, W, C] images, float32 [n, D] vectors, or n strings of text)."""
     return load(run_dir).sample(n, seed=seed, truncation=truncation)
 
 

@@ -284,7 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="sample a trained generator (no dataset needed)")
     s.add_argument("run_dir")
     s.add_argument("--n", type=int, default=64)
-    s.add_argument("--out", required=True, help="OUT.npz | OUT.png | DIR")
+    s.add_argument("--out", required=True,
+                   help="OUT.npz | OUT.png | DIR; text: OUT.txt (one sample per line) | OUT.npz")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--truncation", type=float, default=None,
                    help="draw latents closer to the prior's centre: > 0 (normal prior), in (0, 1] (uniform)")

@@ -114,6 +114,13 @@ def _check_combinations(cfg: Config) -> None:
     m, lo, t, o = cfg.model, cfg.loss, cfg.train, cfg.optim
     loss = losses.LOSSES.get(lo.name)
     models.check_family(m)
+    if models.MODELS.get(m.arch).kind == "text":
+        if cfg.augment.policy:
+            raise GanforgeError(f"augment.policy: {', '.join(cfg.augment.policy)} augment images; the {m.arch!r} "
+                                "text model's D judges token sequences; set augment.policy=[]")
+        if m.conditional:
+            raise GanforgeError(f"model.conditional: the {m.arch!r} text model has no class-conditional form (text "
+                                "datasets have no class labels); set model.conditional=false")
     for name in t.metrics:
         if metrics.METRICS.get(name).needs_labels and not m.conditional:
             raise GanforgeError(f"train.metrics: {name!r} scores a class-conditional generator (the classes its "

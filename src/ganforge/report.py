@@ -38,6 +38,8 @@ from .utils.plots import line_plot_png
 from .utils.statinfo import STATS, info, statistics_of
 
 SAMPLE_RE = re.compile(r"^tick-(\d+)-kimg-([0-9.]+)\.png$")
+TEXT_SAMPLE_RE = re.compile(r"^tick-(\d+)-kimg-([0-9.]+)\.txt$")  # text runs: decoded samples per tick
+MAX_TEXT_LINES = 32       # text samples shown (of the last tick's file)
 MAX_SAMPLES = 9           # up to 8 evenly spaced grids plus the last
 MAX_SAMPLE_PX = 1024      # larger sample grids are downscaled before embedding, to keep the file small
 D_COLOR, G_COLOR = "#1f77b4", "#ff7f0e"
@@ -148,6 +150,7 @@ def render_report(run_dir: Path, log: RunLog) -> str:
     gen_meta = read_json(run_dir / "generator" / "config.json")
     metric_rows, metric_notes = _read_metrics_files(run_dir)
     samples, sample_notes = _samples(run_dir, log)
+    text_samples = _text_samples(run_dir, log)
     encoder = _encoder(run_dir)
 
     notes: list[dict] = []  # {cls: warn | info, kind: what the template writes, its fields}
@@ -174,7 +177,7 @@ def render_report(run_dir: Path, log: RunLog) -> str:
     return _template().render(
         name=name, run_path=str(run_dir.resolve()), generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         notes=notes, summary=_summary(log, cfg, gen_meta), metrics=_metrics(metric_rows), curves=_curves(log),
-        samples=samples, encoder=encoder, config=_config(cfg_text, cfg))
+        samples=samples, text_samples=text_samples, encoder=encoder, config=_config(cfg_text, cfg))
 
 
 ENCODER_FIGURES = (("reconstructions.png", "Reconstructions of held-out images (training images when the dataset has "
@@ -348,6 +351,25 @@ def _samples(run_dir: Path, log: RunLog) -> tuple[dict | None, list[dict]]:
                       # image grids keep hard pixel edges; scatter plots are smoothed
                       "cls": "sample grid" if grid else "sample"})
     return {"cells": cells, "total": len(found)}, notes
+
+
+def _text_samples(run_dir: Path, log: RunLog) -> dict | None:
+    """The last tick's text samples {tick, kimg, lines, total} (samples/tick-*.txt of a text run), or None."""
+    found = []
+    for p in (run_dir / "samples").glob("*.txt") if (run_dir / "samples").is_dir() else []:
+        mt = TEXT_SAMPLE_RE.match(p.name)
+        if mt:
+            found.append((float(mt.group(2)), int(mt.group(1)), p))
+    kept = {(_int(t.get("tick")), round(_kimg(t), 2)) for t in log.ticks}
+    found = sorted([f for f in found if (f[1], round(f[0], 2)) in kept] or found)
+    if not found:
+        return None
+    kimg, tick, p = found[-1]
+    try:
+        lines = p.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    return {"tick": tick, "kimg": f"{kimg:.2f}", "lines": lines[:MAX_TEXT_LINES], "total": len(found)}
 
 
 def _metrics(rows: list[dict]) -> dict | None:

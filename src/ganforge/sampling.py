@@ -3,7 +3,8 @@ or the training code path (`load(run_dir)` -> Generator -> `.sample(n, seed)`).
 
 Format (RUN_DIR/generator/): model.safetensors (G_ema's state_dict: data, not code) and config.json:
   {"format": "ganforge-generator-1", "ganforge_version", "nimg",
-   "data": {name, kind, shape, class_names, n_classes, class_freq}, "model": the model section,
+   "data": {name, kind, shape, class_names, n_classes, class_freq, tokenizer (text: its JSON spec)},
+   "model": the model section,
    "config": the whole config}
 A class-conditional generator (model.conditional) samples given class labels, by default drawn from the
 training data's class frequencies (`class_freq`).
@@ -16,6 +17,7 @@ generator exported again by more training needs its encoder fitted again.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import os
@@ -28,6 +30,7 @@ import torch
 from .components import model_from_artefact
 from .config import ModelConfig, check_seed, to_dict
 from .data.base import Data, class_frequencies, from_model_range, n_classes_of
+from .data.tokenize import Tokenizer, tokenizer_from_dict
 from .errors import GanforgeError
 from .inversion import Projection, as_model_input, project, to_projection
 from .models import PRIORS, build_encoder, build_generator, check_truncation, sample_prior
@@ -38,6 +41,7 @@ from .utils.plots import save_scatter
 from .version import __version__
 
 FORMAT = "ganforge-generator-1"
+NOISE_SEED_OFFSET = 7919   # a text G's Gumbel noise: seeded from the sample seed + this
 ENCODER_FORMAT = "ganforge-encoder-1"
 
 
@@ -50,7 +54,8 @@ def export_generator(run_dir: str | Path, G_ema: torch.nn.Module, cfg, data: Dat
     freq = class_frequencies(data)
     meta = {"ganforge_version": __version__, "format": FORMAT, "nimg": nimg,
             "data": {"name": data.name, "kind": data.kind, "shape": list(data.shape), "class_names": data.class_names,
-                     "n_classes": n_classes_of(data), "class_freq": None if freq is None else freq.tolist()},
+                     "n_classes": n_classes_of(data), "class_freq": None if freq is None else freq.tolist(),
+                     **({"tokenizer": data.info["tokenizer"]} if data.kind == "text" else {})},
             "model": to_dict(cfg)["model"], "config": to_dict(cfg)}
     atomic_write(out / "model.safetensors", save(sd))
     write_json(out / "config.json", meta)
@@ -58,24 +63,45 @@ def export_generator(run_dir: str | Path, G_ema: torch.nn.Module, cfg, data: Dat
 
 
 def as_items(x: torch.Tensor, kind: str) -> np.ndarray:
-    """Stored form (uint8 [N, C, H, W] or float [N, D]) -> what users get: uint8 [N, H, W, C] / float32 [N, D]."""
+    """Stored form (uint8 [N, C, H, W], float [N, D] or token ids [N, L]) -> what users get: uint8 [N, H, W, C] /
+    float32 [N, D] / int64 [N, L]."""
+    if kind == "text":
+        return x.numpy().astype(np.int64)
     return to_hwc(x).numpy() if kind == "image" else x.numpy().astype(np.float32)
+
+
+@contextlib.contextmanager
+def noise_seeded(G: torch.nn.Module, seed: int, device):
+    """A generator that draws noise of its own (Gumbel-softmax text G: `G.rng`) draws it from `seed` meanwhile:
+    the same seed gives the same samples."""
+    if not hasattr(G, "rng"):
+        yield
+        return
+    saved = G.rng
+    G.rng = torch.Generator(torch.device(device)).manual_seed(seed)
+    try:
+        yield
+    finally:
+        G.rng = saved
 
 
 @torch.no_grad()
 def generate(G: torch.nn.Module, mcfg: ModelConfig, kind: str, n: int, seed: int = 0, device="cpu",
              truncation: float | None = None, batch: int = 256, labels: torch.Tensor | None = None) -> torch.Tensor:
-    """n samples in stored form (uint8 [n, C, H, W] or float32 [n, D]) on the CPU; labels int64 [n] for a
-    conditional G (model.conditional).
+    """n samples in stored form (uint8 [n, C, H, W], float32 [n, D] or token ids int64 [n, L]) on the CPU; labels
+    int64 [n] for a conditional G (model.conditional).
 
-    Latents are drawn on the CPU from `seed` in one go, so the result does not depend on `batch` or device.
+    Latents are drawn on the CPU from `seed` in one go, so the result does not depend on `batch` or device. A text
+    G's Gumbel noise is drawn batch by batch on the device from `seed` (noise_seeded): its samples are the same for
+    the same seed, batch and device.
     """
     z = sample_prior(n, mcfg.z_dim, mcfg.prior, torch.Generator().manual_seed(seed), truncation=truncation)
     out = []
-    for i in range(0, n, batch):
-        zb = z[i: i + batch].to(device)
-        x = G(zb) if labels is None else G(zb, labels[i: i + batch].to(device))
-        out.append(from_model_range(x, kind).cpu())
+    with noise_seeded(G, seed + NOISE_SEED_OFFSET, device):  # text: the Gumbel noise (depends on `batch` too)
+        for i in range(0, n, batch):
+            zb = z[i: i + batch].to(device)
+            x = G(zb) if labels is None else G(zb, labels[i: i + batch].to(device))
+            out.append(from_model_range(x, kind).cpu())
     return torch.cat(out) if out else torch.empty(0)
 
 
@@ -90,30 +116,34 @@ class Generator:
 
     net: torch.nn.Module
     model: ModelConfig
-    kind: str                  # "image" | "vector"
-    shape: tuple[int, ...]     # one item: (C, H, W) or (D,)
+    kind: str                  # "image" | "vector" | "text"
+    shape: tuple[int, ...]     # one item: (C, H, W), (D,) or (L,)
     meta: dict
     device: torch.device
     n_classes: int = 0         # > 0: class-conditional (model.conditional)
     class_freq: torch.Tensor | None = None  # the training data's class frequencies [n_classes]
     encoder: torch.nn.Module | None = None  # an encoder fitted afterwards (encoder.safetensors), if any
     encoder_note: str = ""   # why an encoder file beside the generator was not loaded
+    tokenizer: Tokenizer | None = None  # text: the training data's tokeniser (saved in config.json)
 
     @property
     def conditional(self) -> bool:
         return self.n_classes > 0
 
     def sample(self, n: int, seed: int = 0, truncation: float | None = None, batch: int = 256,
-               labels=None) -> np.ndarray:
-        """n samples: images as uint8 [n, H, W, C], vectors as float32 [n, D]. Same seed, same samples.
+               labels=None) -> np.ndarray | list[str]:
+        """n samples: images as uint8 [n, H, W, C], vectors as float32 [n, D], text as n decoded strings (each row
+        read up to its first EOS; `sample_tensor` gives the token ids). Same seed, same samples (for text also the
+        same `batch`: the Gumbel noise is drawn batch by batch).
         truncation: draw latents closer to the prior's centre (see ganforge.models.priors); None = off.
         labels (a conditional generator): one class for all, or one per sample; None = drawn from the training
         data's class frequencies."""
-        return as_items(self.sample_tensor(n, seed, truncation, batch, labels), self.kind)
+        x = self.sample_tensor(n, seed, truncation, batch, labels)
+        return self.tokenizer.decode(x) if self.kind == "text" else as_items(x, self.kind)
 
     def sample_tensor(self, n: int, seed: int = 0, truncation: float | None = None, batch: int = 256,
                       labels=None) -> torch.Tensor:
-        """Like `sample` but in dataset layout: uint8 [n, C, H, W] or float32 [n, D]."""
+        """Like `sample` but in dataset layout: uint8 [n, C, H, W], float32 [n, D] or int64 token ids [n, L]."""
         self.check_count(n)
         check_seed(seed, "seed")
         check_truncation(truncation, self.model.prior)
@@ -156,6 +186,9 @@ class Generator:
         a `ganforge.inversion.Projection` with z, reconstructions, mse and start_mse. Same seed, same result.
         With an encoder, E(x) is one more start; starts=0 then refines E(x) alone (see `encode`)."""
         check_seed(seed, "seed")
+        if self.kind == "text":
+            raise GanforgeError("projection of a text generator is not supported: its samples are discrete tokens, "
+                                "which latents cannot be fitted to by gradient descent")
         if self.conditional:
             raise GanforgeError("projection of a class-conditional generator is not supported yet: it would need "
                                 "the class of each item too")
@@ -261,8 +294,14 @@ def load(run_dir: str | Path, device: str = "cpu") -> Generator:
         mcfg = model_from_artefact(meta["model"], where)
     except (ValueError, KeyError, TypeError, GanforgeError) as e:
         raise GanforgeError(f"{where} is damaged or not a ganforge generator ({e})") from None
-    if kind not in ("image", "vector"):
+    if kind not in ("image", "vector", "text"):
         raise GanforgeError(f"{where} is damaged or not a ganforge generator (data kind {kind!r})")
+    tokenizer = None
+    if kind == "text":
+        try:
+            tokenizer = tokenizer_from_dict(meta["data"]["tokenizer"], f"{where}: data.tokenizer")
+        except (KeyError, TypeError) as e:
+            raise GanforgeError(f"{where} is damaged: a text generator without its tokeniser ({e})") from None
     n_classes = int(meta["data"].get("n_classes") or 0) if mcfg.conditional else 0
     freq = meta["data"].get("class_freq") if n_classes else None
     net = build_generator(mcfg, shape, kind, n_classes)
@@ -276,6 +315,7 @@ def load(run_dir: str | Path, device: str = "cpu") -> Generator:
     encoder, note = _load_encoder(gdir, mcfg, shape)
     return Generator(net=net.to(dev).eval(), model=mcfg, kind=kind, shape=shape, meta=meta, device=dev,
                      n_classes=n_classes, encoder=None if encoder is None else encoder.to(dev), encoder_note=note,
+                     tokenizer=tokenizer,
                      class_freq=torch.tensor(freq, dtype=torch.float32) if freq else
                      (torch.full((n_classes,), 1.0 / n_classes) if n_classes else None))
 
@@ -354,10 +394,13 @@ def save_samples(x: np.ndarray, kind: str, out: str | Path, overwrite: bool = Fa
                  cols: int | None = None) -> Path:
     """Write samples as .npz (`images` uint8 [N,H,W,C] or `samples` float32 [N,D], and `labels` for a conditional
     generator), one .png grid (`cols` per row), or a folder of PNGs (`<index>-class<k>.png` when labelled).
+    Text (a list of strings): a .txt file, one sample per line, or a .npz with `texts`.
     Nothing that exists is replaced unless overwrite=True."""
     from PIL import Image
 
     out = check_output(out, overwrite)
+    if kind == "text":
+        return _save_text(x, out)
     if out.suffix == "" and out.is_dir() and any(out.iterdir()) and not overwrite:
         raise GanforgeError(f"--out {str(out)!r} is a folder that is not empty; choose another, or pass --overwrite")
     if out.suffix == ".npz":
@@ -380,4 +423,15 @@ def save_samples(x: np.ndarray, kind: str, out: str | Path, overwrite: bool = Fa
             Image.fromarray(img[..., 0] if c == 1 else img).save(out / name)
     else:
         raise GanforgeError(f"--out {str(out)!r}: use a .npz file, a .png grid, or a folder name")
+    return out
+
+
+def _save_text(lines: list[str], out: Path) -> Path:
+    """Text samples: a .txt file, one sample per line, or a .npz with `texts` (unicode [N])."""
+    if out.suffix == ".txt":
+        atomic_write(out, "".join(line + "\n" for line in lines).encode("utf-8"))
+    elif out.suffix == ".npz":
+        save_npz(out, texts=np.array(lines, dtype=str))
+    else:
+        raise GanforgeError(f"--out {str(out)!r}: text samples go to a .txt file (one per line) or a .npz")
     return out

@@ -1,7 +1,8 @@
 """Schedules of training hyper-parameters over images seen, built by name: the learning rates
 (`optim.lr_schedule` over `optim.lr_kimg`), the R1/R2 weights (`loss.gamma_schedule` over `loss.gamma_kimg`,
 the same schedules) and the instance-noise std (`train.noise_schedule` over `train.noise_kimg`; Sonderby et al.
-2016, Arjovsky & Bottou 2017). A schedule is a factor f(t) of the
+2016, Arjovsky & Bottou 2017) and, for the Gumbel-softmax text generator, its inverse temperature
+(`model.beta_schedule` over `model.beta_kimg`, rising to `model.beta_max`). A schedule is a factor f(t) of the
 progress t in [0, 1] through its window; after the window it stays at f(1). `constant` needs no window.
 """
 from __future__ import annotations
@@ -62,3 +63,18 @@ def noise_std(schedule: str, std: float, kimg: float, cur_nimg: int) -> float:
 def gamma_multiplier(schedule: str, kimg: float, final: float, cur_nimg: int) -> float:
     """Factor of the R1/R2 weights: 1 -> `final` over `kimg` thousand images (R3GAN anneals them 10x)."""
     return lr_multiplier(schedule, kimg, final, cur_nimg)
+
+# The inverse temperature beta of a Gumbel-softmax generator (RelGAN, Nie et al. 2019, Sec. 2.3: beta_n =
+# beta_max^(n/N) for 'exp'): a schedule of the same kind as the noise annealing, rising from 1 to beta_max over its
+# window; factor(t, beta_max) is beta itself.
+BETA_SCHEDULES: Registry[Schedule] = Registry("inverse-temperature schedule")
+BETA_SCHEDULES.register("exponential")(Schedule(lambda t, final: final ** t,
+                                                doc="beta_max^t: RelGAN's 'exp', the one it recommends"))
+BETA_SCHEDULES.register("linear")(Schedule(lambda t, final: 1.0 + (final - 1.0) * t, doc="1 + (beta_max - 1) t"))
+BETA_SCHEDULES.register("constant")(Schedule(lambda t, final: final, windowed=False, doc="beta_max throughout"))
+
+
+def inverse_temperature(schedule: str, beta_max: float, kimg: float, cur_nimg: int) -> float:
+    """Gumbel-softmax inverse temperature: 1 -> `beta_max` over `kimg` thousand images, then `beta_max`."""
+    s = BETA_SCHEDULES.get(schedule)
+    return s.factor(_progress(kimg, cur_nimg) if s.windowed else 1.0, beta_max)

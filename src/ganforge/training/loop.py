@@ -39,6 +39,7 @@ from .step import train_step
 RESUME_FROZEN = ("data.", "model.")  # changing these would not be a continuation of the same run
 STOP_AGREE_EVERY = 16  # steps between the ranks' agreement on an early stop (a collective, so not every step)
 METRICS_SEED_OFFSET = 99  # tick metrics sample G from seed + this
+TEXT_IN_LOG = 8  # text runs: decoded samples per tick record
 LIVE_EVERY = 4  # steps between updates of the live progress display (it redraws at most once a second)
 
 
@@ -137,12 +138,16 @@ def tick(state: TrainState, stats: Stats, outputs: Outputs, run_dir: Path, elaps
               "precision": state.precision,
               "img_per_s": images / max(elapsed, 1e-9),
               "noise_std": noise_std(t.noise_schedule, t.noise_std, t.noise_kimg, state.sched_nimg), **stats.read()}
+    if hasattr(state.G, "beta"):  # a Gumbel-softmax G: its inverse temperature now
+        record["beta"] = round(float(state.G.beta), 4)
     _check_finite(state, record, outputs, run_dir)
     failure = None
     if dist.is_main():
         save_checkpoint(run_dir, cfg, state)
         export_generator(run_dir, state.G_ema, cfg, outputs.data, state.nimg)
         grid = outputs.samples(state.G_ema, state.tick, state.nimg, cfg.model.prior)
+        if isinstance(grid, list):  # text: a few of the tick's decoded samples go into its record (log.jsonl)
+            record["samples"], grid = grid[:TEXT_IN_LOG], None
         if t.metrics:
             try:
                 record["metrics"] = _tick_metrics(cfg, state, outputs)

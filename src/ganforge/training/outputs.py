@@ -1,5 +1,6 @@
 """What a run writes besides its checkpoints: config.yaml, the tick records (sinks), a fixed-latent sample
-grid (images) or scatter plot (2-D vectors) per tick, and the progress display. Rank 0 alone writes."""
+grid (images), scatter plot (2-D vectors) or text file (text) per tick, and the progress display. Rank 0 alone
+writes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,7 +11,9 @@ import torch
 
 from ..config import Config, to_yaml
 from ..data import Data, from_model_range, n_classes_of
+from ..data.text import tokenizer_of
 from ..models import sample_prior
+from ..sampling import noise_seeded
 from ..utils import distributed as dist
 from ..utils.files import atomic_write
 from ..utils.images import image_grid, save_image_grid, to_hwc
@@ -21,6 +24,7 @@ from .rundir import CONFIG_HEADER
 from .sinks import open_sinks
 
 GRID_SEED_OFFSET = 2024   # the per-tick grid's latents: seed + this, the same at every tick and on resume
+TEXT_SAMPLES = 32         # text: decoded samples written per tick (samples/tick-*.txt)
 
 
 @dataclass
@@ -59,9 +63,17 @@ class Outputs:
         self.progress.tick(record["nimg"] / 1000, record, record.get("sched_kimg"))
 
     @torch.no_grad()
-    def samples(self, G_ema, tick: int, nimg: int, prior: str) -> np.ndarray | None:
-        """Write samples/tick-NNNNN-kimg-KKKKKK.KK.png; returns the image grid [H, W, C] (None for vectors)."""
+    def samples(self, G_ema, tick: int, nimg: int, prior: str) -> np.ndarray | list[str] | None:
+        """Write samples/tick-NNNNN-kimg-KKKKKK.KK.png (.txt for text); returns the image grid [H, W, C], the text
+        samples (list of TEXT_SAMPLES strings), or None (vectors)."""
         c = self.grid_c
+        if self.data.kind == "text":  # the same latents and Gumbel noise at every tick
+            with noise_seeded(G_ema, GRID_SEED_OFFSET, self.grid_z.device):
+                ids = from_model_range(G_ema(self.grid_z[:TEXT_SAMPLES]), "text").cpu()
+            lines = tokenizer_of(self.data).decode(ids)
+            path = self.run_dir / "samples" / f"tick-{tick:05d}-kimg-{nimg / 1000:09.2f}.txt"
+            atomic_write(path, "".join(line + "\n" for line in lines))
+            return lines
         out = from_model_range(G_ema(self.grid_z) if c is None else G_ema(self.grid_z, c), self.data.kind).cpu()
         path = self.run_dir / "samples" / f"tick-{tick:05d}-kimg-{nimg / 1000:09.2f}.png"
         if self.data.kind == "image":

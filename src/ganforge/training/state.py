@@ -22,7 +22,7 @@ from ..config import Config
 from ..data import Data, DeviceSampler, DiskSampler, class_frequencies
 from ..errors import GanforgeError
 from ..losses import Objective
-from ..models import build_models
+from ..models import build_models, fit_vocab
 from ..optim import make_optimizer
 from ..utils import distributed as dist
 from .budget import Budget, budget_state, load_budget
@@ -58,7 +58,7 @@ def check_state_dict(sd: Any, where: str) -> None:
 class TrainState:
     """G, D, their EMA and optimisers, the objective, the data order and RNG, and the counters."""
     cfg: Config
-    kind: str                  # "image" | "vector"
+    kind: str                  # "image" | "vector" | "text"
     G: nn.Module
     D: nn.Module
     G_ema: nn.Module
@@ -154,6 +154,8 @@ def setup(cfg: Config, data: Data, device: torch.device) -> TrainState:
         x_src = data.x.pin_memory() if device.type == "cuda" else data.x
     torch.manual_seed(t.seed)  # weight init is identical on every rank
     class_freq = class_frequencies(data) if cfg.model.conditional else None
+    if data.kind == "text":  # the vocabulary is the data's: model.vocab, saved with the config and the export
+        fit_vocab(cfg.model, int(data.info["vocab_size"]))
     G, D = build_models(cfg.model, data.shape, data.kind, 0 if class_freq is None else len(class_freq))
     G, D = G.to(device), D.to(device)
     if cl and not t.compile:  # activations follow the weights' layout (a compiled
@@ -167,6 +169,8 @@ def setup(cfg: Config, data: Data, device: torch.device) -> TrainState:
     opt_g = make_optimizer(cfg.optim, "g", G.parameters(), device)
     opt_d = make_optimizer(cfg.optim, "d", D.parameters(), device)
     gen = torch.Generator(device).manual_seed(t.seed * 1000 + 17)
+    if hasattr(G, "rng"):  # G draws noise of its own (Gumbel-softmax): from the run's stream, which checkpoints hold
+        G.rng = gen
     data_gen = gen if resident else torch.Generator().manual_seed(t.seed * 1000 + 23)
     labels = data.labels if cfg.model.conditional else None
     if on_disk:

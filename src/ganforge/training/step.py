@@ -6,7 +6,7 @@ device-side accumulator (ganforge.utils.stats.Stats).
 from __future__ import annotations
 
 from ..data import to_model_range
-from ..models import sample_prior
+from ..models import one_hot_tokens, sample_prior
 from ..schedules import gamma_multiplier, lr_multiplier, noise_std
 from ..utils import distributed as dist
 from ..utils.stats import Stats
@@ -26,6 +26,9 @@ def train_step(s: TrainState, stats: Stats) -> None:
                 group["lr"] = lr * mult
     lo = s.cfg.loss
     gamma = gamma_multiplier(lo.gamma_schedule, lo.gamma_kimg, lo.gamma_final, clock)
+    anneal = getattr(s.G, "anneal", None)
+    if anneal is not None:  # a Gumbel-softmax G: its inverse temperature on the schedule clock (models/textgan.py)
+        anneal(clock, t.kimg)
     # Discriminator: k steps, each on a fresh real batch and fresh latents (and, conditional, the real batch's
     # labels and labels for the fakes drawn from the data's class frequencies).
     s.D.requires_grad_(True)
@@ -36,6 +39,8 @@ def train_step(s: TrainState, stats: Stats) -> None:
         else:
             x = s.sampler.next()
         real = to_model_range(x, s.kind)
+        if s.kind == "text":  # ids -> one-hots [B, L, V], the form of G's output (R1, GP and noise act on it)
+            real = one_hot_tokens(real, m.options["vocab"])
         z = dist.local_slice(sample_prior(t.batch, m.z_dim, m.prior, s.gen, real.device))
         if m.conditional:
             c_fake = s.sample_classes(t.batch)
