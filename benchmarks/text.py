@@ -17,15 +17,26 @@ a perfect model, one that draws from the data's distribution, would score with t
     python benchmarks/text.py sentences --minutes 4 --out runs/text-sentences
     python benchmarks/text.py text --set data.path=my_lines.txt --runs gan_points.json
 
-`--runs FILE.json` adds points (e.g. GAN runs) to the table and the plot, scored with the same protocol:
+`--runs RUN_DIR|FILE.json ...` adds points (e.g. GAN runs) to the table and the plot, scored with the same protocol
+(the same references, the same `--n` and `--self-n`) as the MLE points. A ganforge run directory is a point by
+itself: its exported generator (RUN_DIR/generator) samples `--n` strings (seed `--seed`), named after the folder:
+
+    python benchmarks/text.py words --runs runs/words-gumbel                  # from `ganforge train words-gumbel`
+    python benchmarks/text.py words --runs runs/gumbel-a runs/gumbel-b gan_points.json
+
+A JSON file lists points:
 
     {"points": [
+      {"name": "gumbel", "run": "runs/words-gumbel"},                 # a ganforge run; path relative to FILE
       {"name": "seqgan", "samples": "seqgan_samples.txt"},             # one sample per line; path relative to FILE
       {"name": "paper", "values": {"bleu4": 0.29, "self_bleu4": 0.67}}   # numbers already computed (not re-checked)
     ]}
 
 (a bare list of points is accepted too). With `samples`, the first `--n` lines are scored here; `values` may hold
 any of the table's keys (bleu2..5, self_bleu2..5, novelty, uniqueness, heldout_valid, heldout_found, length_tv).
+A run must be a text run of the same dataset (`data.name`); when its other data settings differ from this
+script's (data.path, data.heldout, data.max_len, ...), a note says so: a run that trained on some of these held-out
+lines would score too well on BLEU and the valid rate. Pass the run's settings with `--set` to compare like with like.
 `--out DIR` keeps results.json (every row with its metrics' protocols), the plot text_<dataset>.png and the samples.
 """
 from __future__ import annotations
@@ -148,19 +159,48 @@ def score(samples: list[str], train: list[str], heldout: list[str], refs: list[s
     return dict(values=values, protocol={k: p for k, (_, p) in m.items()})
 
 
-def read_runs(path: Path, n: int) -> list[dict]:
+def run_point(run: Path, name: str, n: int, seed: int, data_cfg) -> dict:
+    """A ganforge run directory -> a point: `n` strings sampled from its exported generator (seed `seed`)."""
+    import dataclasses
+
+    import ganforge
+    from ganforge.config import Config, to_dict
+    from ganforge.data.text import TextOptions
+
+    g = ganforge.load(run)
+    if g.kind != "text":
+        raise GanforgeError(f"--runs {run}: a {g.kind} run; this benchmark scores text runs")
+    trained = g.meta.get("config", {}).get("data", {})
+    if trained.get("name") != data_cfg.name:
+        raise GanforgeError(f"--runs {run}: the run was trained on {trained.get('name')!r} data, this benchmark "
+                            f"scores {data_cfg.name!r}; run `python benchmarks/text.py {trained.get('name')}`")
+    ours = to_dict(Config(data=data_cfg))["data"]   # flat, as the run's config.json holds it
+    lines_keys = ("path", "split", "max_items", *(f.name for f in dataclasses.fields(TextOptions)))  # what makes
+    differ = sorted(k for k in lines_keys if k in trained and k in ours and trained[k] != ours[k])  # the lines
+    note = (f"the run's data settings differ from this benchmark's in {', '.join(differ)} (run: "
+            f"{ {k: trained[k] for k in differ} }); pass them with --set to compare like with like") if differ else ""
+    return dict(name=name, samples=g.sample(n, seed=seed), source=f"{run} (generator at "
+                f"{g.meta.get('nimg', 0) / 1000:g} kimg, seed {seed})", note=note)
+
+
+def read_runs(path: Path, n: int, seed: int = 0, data_cfg=None) -> list[dict]:
+    if path.is_dir():
+        return [run_point(path, path.resolve().name, n, seed, data_cfg)]
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise GanforgeError(f"--runs {path}: cannot read it as JSON ({e})") from None
+        raise GanforgeError(f"--runs {path}: cannot read it as JSON ({e}); give a JSON file of points or a ganforge "
+                            "run directory") from None
     points = doc.get("points") if isinstance(doc, dict) else doc
-    if not isinstance(points, list) or not all(isinstance(p, dict) and "name" in p and ("samples" in p) != (
-            "values" in p) for p in points):
-        raise GanforgeError(f"--runs {path}: expected {{\"points\": [{{\"name\": ..., \"samples\": FILE}} or "
-                            f"{{\"name\": ..., \"values\": {{...}}}}, ...]}}")
+    if not isinstance(points, list) or not all(isinstance(p, dict) and "name" in p and sum(
+            k in p for k in ("samples", "values", "run")) == 1 for p in points):
+        raise GanforgeError(f"--runs {path}: expected {{\"points\": [{{\"name\": ..., \"samples\": FILE}}, "
+                            f"{{\"name\": ..., \"run\": RUN_DIR}} or {{\"name\": ..., \"values\": {{...}}}}, ...]}}")
     out = []
     for p in points:
-        if "samples" in p:
+        if "run" in p:
+            out.append(run_point((path.parent / p["run"]).expanduser(), str(p["name"]), n, seed, data_cfg))
+        elif "samples" in p:
             f = (path.parent / p["samples"]).expanduser()
             try:
                 lines = f.read_text(encoding="utf-8").split("\n")
@@ -237,7 +277,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000, help="samples scored per temperature (default 1,000)")
     ap.add_argument("--refs", type=int, default=N_REFERENCES, help="held-out lines as BLEU references (500)")
     ap.add_argument("--self-n", type=int, default=N_SELF, help="samples in self-BLEU (500)")
-    ap.add_argument("--runs", type=Path, default=None, help="JSON file of extra points (see above)")
+    ap.add_argument("--runs", type=Path, nargs="+", action="extend", default=[],
+                    help="ganforge run directories and/or JSON files of extra points (see above)")
     ap.add_argument("--out", type=Path, default=None, help="write results.json, the plot and samples here")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
@@ -296,11 +337,16 @@ def run(a) -> None:
         rows.append(dict(name=f"MLE T={temp:g}", kind="lm", temperature=temp,
                          **score(lines, train_lines, held, refs, tokens, a)))
         print(f"# T={temp:g}: sampled and scored in {time.perf_counter() - t0:.0f} s; e.g. {lines[:4]}")
-    if a.runs:
-        for p in read_runs(a.runs, a.n):
+    for runs in a.runs:
+        for p in read_runs(runs, a.n, a.seed, cfg):
+            if p.get("note"):
+                print(f"# note: {p['name']}: {p['note']}")
             if "samples" in p:
+                t0 = time.perf_counter()
                 rows.append(dict(name=p["name"], kind="run", source=p["source"],
                                  **score(p["samples"], train_lines, held, refs, tokens, a)))
+                print(f"# {p['name']}: {len(p['samples'])} samples scored in {time.perf_counter() - t0:.0f} s; e.g. "
+                      f"{p['samples'][:4]}")
             else:
                 rows.append(dict(name=p["name"], kind="run", source=p["source"], values=p["values"]))
 

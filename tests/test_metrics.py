@@ -259,7 +259,9 @@ def test_registry_contract():
     for name in METRICS.names():
         spec = METRICS.get(name)
         assert spec.name == name and spec.doc and spec.spaces
-        assert set(spec.spaces) <= {"image", "vector"}
+        assert set(spec.spaces) <= {"image", "vector", "text"}
+        if "text" in spec.spaces:  # the text metrics read strings: they apply to text alone (tests/test_text_eval.py)
+            assert spec.spaces == {"text": "text"} and not spec.needs_real and not spec.needs_labels
     with pytest.raises(GanforgeError, match="unknown metric 'fidd'"):
         METRICS.get("fidd")
 

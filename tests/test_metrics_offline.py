@@ -215,6 +215,20 @@ def test_an_unlabelled_folder_run_tracks_the_offline_metrics_at_ticks(tmp_path):
     assert all(t["metrics"]["diversity"]["diversity"] > 0 for t in ticks)
 
 
+def tiny_text(tmp_path) -> dict[str, Data]:
+    """{"train", "test"}: ~200 made-up syllable words, character tokens (as tests/test_text_eval.py)."""
+    import random
+
+    from ganforge.data.text import text_config, text_splits
+
+    rng, syl = random.Random(0), ["ba", "ka", "to", "mi", "ne", "ro", "su"]
+    path = tmp_path / "words.txt"
+    path.write_text("".join("".join(rng.choice(syl) for _ in range(rng.randint(1, 3))) + "\n" for _ in range(400)),
+                    encoding="utf-8")
+    return text_splits(text_config("text", path=str(path), tokenizer="char", max_len=8, heldout=0.3,
+                                   cache_dir=str(tmp_path / "cache")))
+
+
 NEEDS_WEIGHTS = {"fid", "kid", "is", "pr", "prdc", "fd_dinov2", "kid_dinov2", "pr_dinov2", "fd_clip"}
 
 
@@ -237,13 +251,17 @@ def test_every_registered_metric_gives_finite_stamped_numbers_or_one_clear_error
     spec = METRICS.get(name)
     g = torch.Generator().manual_seed(0)
     for kind in spec.spaces:
-        if kind == "image":
+        if kind == "text":  # a small generated text set; fakes as token ids (strings: tests/test_text_eval.py)
+            parts = tiny_text(tmp_path)
+            real, fake, labels = parts["train"], parts["test"].x[:30], None
+        elif kind == "image":
             real = blobs(n=240)
             fake, labels = blobs(n=60, seed=3).x, torch.arange(60) % 2
         else:
             real = Data(torch.randn(300, 2, generator=g), "vector", "ring" if name == "toy" else "gauss")
             fake, labels = torch.randn(200, 2, generator=g), None
-        held = Data(blobs(n=40, seed=7).x, "image", "blobs") if kind == "image" else None
+        held = Data(blobs(n=40, seed=7).x, "image", "blobs") if kind == "image" else (
+            parts["test"] if kind == "text" else None)
         kw = dict(cache=tmp_path, seed=1, heldout=held, fake_labels=labels if spec.needs_labels else None)
         if name in NEEDS_WEIGHTS and kind == "image" or name == "stacked_modes":
             with pytest.raises(GanforgeError) as e:

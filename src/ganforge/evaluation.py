@@ -12,6 +12,7 @@ import torch
 from .components import from_artefact, validate
 from .config import Config, apply_overrides, check_seed
 from .data import Data, build_dataset, cache_dir, data_key
+from .data.text import heldout_part, read_text
 from .errors import GanforgeError
 from .metrics import METRICS, evaluate
 from .metrics import dinov2
@@ -31,6 +32,8 @@ def default_metrics(data: Data, conditional: bool = False) -> list[str]:
     two-sample test and the memorisation check; plus the Inception metrics when the FID weights are available."""
     if data.info.get("metrics"):  # a dataset made for one benchmark says how it is measured
         return list(data.info["metrics"])
+    if data.kind == "text":
+        return text_default_metrics(data)
     if data.kind == "vector":
         return ["toy"] if data.name in ("ring", "grid") else ["pr"]
     names = []
@@ -45,9 +48,22 @@ def default_metrics(data: Data, conditional: bool = False) -> list[str]:
     return [n for n in names if n in METRICS]
 
 
+def text_default_metrics(data: Data) -> list[str]:
+    """Text: quality against held-out lines (BLEU) read with diversity (self-BLEU, uniqueness), as Caccia et al.
+    2020 ask; novelty; the held-out valid rate where lines are short enough for a novel sample to be a real line
+    (character tokens: words); the length histogram. Without a held-out split, BLEU and valid are left out."""
+    held = data.info.get("split") == "train" and bool(data.info.get("heldout"))
+    chars = data.info.get("metric_tokens") == "chars"
+    names = (["bleu"] if held else []) + ["self_bleu", "novelty", "uniqueness"] + (
+        ["valid"] if held and chars else []) + ["length_tv"]
+    return [n for n in names if n in METRICS]
+
+
 def heldout_data(cfg: Config, data: Data) -> Data | None:
     """The real items a generator trained on `data` never saw: the dataset's test split when it was trained on the
-    train split of a dataset that has one (IDX sets, CIFAR); None otherwise."""
+    train split of a dataset that has one (IDX sets, CIFAR, text sets with data.heldout > 0); None otherwise."""
+    if data.kind == "text":
+        return heldout_part(cfg.data, data)
     if data.info.get("split") != "train" or data.kind != "image":
         return None
     held = copy.deepcopy(cfg.data)
@@ -57,6 +73,35 @@ def heldout_data(cfg: Config, data: Data) -> Data | None:
     except GanforgeError:
         return None   # the test files are not there: the metrics say they ran without held-out data
     return out if out.shape == data.shape else None
+
+
+def read_text_samples(path: Path) -> list[str]:
+    """Text samples as `ganforge sample` writes them: a .txt file (one sample per line, white space runs -> one
+    space, ends trimmed, as the text datasets read lines) or a .npz holding `texts` (unicode [N])."""
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if "texts" not in z.files:
+                    raise GanforgeError(f"{path}: text samples are an array named 'texts' (unicode [N]), as "
+                                        f"`ganforge sample RUN --out FILE.npz` writes; it holds {z.files or 'none'}")
+                t = z["texts"]
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+            raise GanforgeError(f"{path}: cannot read it as a numpy file ({e})") from None
+        if t.dtype.kind != "U" or t.ndim != 1:
+            raise GanforgeError(f"{path}: 'texts' must be unicode strings [N], got {t.dtype} {list(t.shape)}")
+        return [" ".join(str(s).split()) for s in t]
+    rows = read_text(path).split("\n")
+    if rows and rows[-1] == "":
+        rows.pop()   # the newline that ends the last line
+    return [" ".join(s.split()) for s in rows]
+
+
+def _is_text_npz(path: Path) -> bool:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return "texts" in z.files
+    except (OSError, ValueError, EOFError, KeyError, AttributeError, zipfile.BadZipFile):
+        return False
 
 
 def save_closest_pairs(result, fake: torch.Tensor, train: torch.Tensor, out_dir: Path) -> list[Path]:
@@ -110,10 +155,11 @@ def _fake_from_npz(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
 
 def evaluate_target(target, metrics: list[str] | None = None, *, n: int | None = None, seed: int = 0,
                     device: str = "cpu", data_overrides: list[str] | None = None) -> dict:
-    """RUN_DIR (its exported generator) or SAMPLES.npz -> {metric name: MetricResult}.
+    """RUN_DIR (its exported generator), SAMPLES.npz or (text) SAMPLES.txt -> {metric name: MetricResult}.
 
-    For a run the dataset comes from its config; for an .npz give it with data_overrides (e.g. ["data.name=fashion"]).
-    A run's results are appended to RUN_DIR/metrics.jsonl with their protocol.
+    For a run the dataset comes from its config; for samples give it with data_overrides (e.g. ["data.name=fashion"],
+    ["data.name=words"]). A text run's generator is sampled as strings; its held-out lines come from the run's
+    dataset config. A run's results are appended to RUN_DIR/metrics.jsonl with their protocol.
     """
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise GanforgeError(f"--n: the number of samples must be a whole number >= 1, got {n!r}")
@@ -125,13 +171,14 @@ def evaluate_target(target, metrics: list[str] | None = None, *, n: int | None =
         run_dir = p
         g = load(p, device=device)
         cfg = from_artefact(g.meta["config"], f"{p}/generator/config.json")
-    elif p.suffix == ".npz" and p.is_file():
+    elif p.suffix in (".npz", ".txt") and p.is_file():
         g = None
         cfg = Config()
         if not any(o.startswith("data.name=") for o in data_overrides or []):
-            raise GanforgeError(f"{p}: say which dataset the samples are compared with, e.g. --set data.name=fashion")
+            raise GanforgeError(f"{p}: say which dataset the samples are compared with, e.g. --set data.name="
+                                f"{'words' if p.suffix == '.txt' else 'fashion'}")
     else:
-        raise GanforgeError(f"{p}: expected a run directory or a samples .npz file")
+        raise GanforgeError(f"{p}: expected a run directory, a samples .npz file or (text) a samples .txt file")
     bad = [o for o in data_overrides or [] if not o.startswith(("data.", "metrics."))]
     if bad:
         raise GanforgeError(f"--set {bad[0]}: eval takes only data.* keys (which data to compare with) and "
@@ -140,6 +187,15 @@ def evaluate_target(target, metrics: list[str] | None = None, *, n: int | None =
     validate(cfg)
     data = build_dataset(cfg.data)
     names = metrics or default_metrics(data, conditional=g is not None and g.conditional)
+    text_samples = g is None and (p.suffix == ".txt" or _is_text_npz(p))
+    if g is None and text_samples and data.kind != "text":
+        raise GanforgeError(f"{p}: text samples are compared with text data, but {cfg.data.name!r} is {data.kind} "
+                            "data; --set data.name=words, sentences, or text with data.path=FILE")
+    if g is None and not text_samples and data.kind == "text":
+        raise GanforgeError(f"{p}: {cfg.data.name!r} is text data; give its samples as a .txt file (one per line) "
+                            "or a .npz holding 'texts', as `ganforge sample RUN --out FILE` writes")
+    if data.kind == "text":
+        return _evaluate_text(g, p, run_dir, cfg, data, names, n, seed, device)
     n_fake = n or data.info.get("eval_n") or (2500 if data.kind == "vector" else min(10000, len(data)))
     labels = None
     if g is not None:
@@ -158,8 +214,31 @@ def evaluate_target(target, metrics: list[str] | None = None, *, n: int | None =
         for path in save_closest_pairs(results["memorization"], fake, data.x, run_dir / "eval"):
             results["memorization"].protocol.setdefault("grids", []).append(str(path))
     if run_dir is not None:
-        kimg = g.meta.get("nimg", 0) / 1000
-        for name, r in results.items():
-            append_jsonl(run_dir / "metrics.jsonl", {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "kimg": kimg,
-                                                     "name": name, "values": r.values, "protocol": r.protocol})
+        _append_results(run_dir, g, results)
+    return results
+
+
+def _append_results(run_dir: Path, g, results: dict) -> None:
+    kimg = g.meta.get("nimg", 0) / 1000
+    for name, r in results.items():
+        append_jsonl(run_dir / "metrics.jsonl", {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "kimg": kimg,
+                                                 "name": name, "values": r.values, "protocol": r.protocol})
+
+
+TEXT_EVAL_N = 1000   # text: samples scored by default (BLEU costs ~35 us per sample-reference pair; the MLE curve
+                     # of benchmarks/text.py scores 1,000 per point)
+
+
+def _evaluate_text(g, p: Path, run_dir: Path | None, cfg: Config, data: Data, names: list[str], n: int | None,
+                   seed: int, device: str) -> dict:
+    """Text: the generator's samples as strings (or the file's lines) against the training and held-out lines."""
+    n_fake = n or TEXT_EVAL_N
+    fake = g.sample(n_fake, seed=seed) if g is not None else read_text_samples(p)[:n_fake]
+    if not fake:
+        raise GanforgeError(f"{p}: no samples to evaluate")
+    heldout = heldout_data(cfg, data)
+    results = evaluate(fake, data, names, seed=seed, device=device, data_key=data_key(cfg.data),
+                       options=cfg.metrics, heldout=heldout, cache=cache_dir(cfg.data.cache_dir))
+    if run_dir is not None:
+        _append_results(run_dir, g, results)
     return results

@@ -34,6 +34,7 @@ files read and the counts.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import warnings
@@ -337,6 +338,19 @@ def text_splits(cfg) -> dict[str, Data]:
                 max_items=cfg.max_items or None)
     return {part: Data(x=tok.pad(pieces, max_len), kind="text", name=cfg.name, info=dict(info, split=part, lines=lines))
             for part, (lines, pieces) in out.items()}
+
+
+def heldout_part(cfg, data: Data) -> Data | None:
+    """The held-out part of text dataset `cfg` (a DataConfig) when `data` is its training part (data.split=train,
+    data.heldout > 0): what the text metrics compare samples with; None otherwise."""
+    if data.kind != "text" or data.info.get("split") != "train" or not data.info.get("heldout"):
+        return None
+    held = copy.deepcopy(cfg)
+    held.split = "test"
+    try:
+        return load_text(held)
+    except GanforgeError:   # an empty held-out part
+        return None
 
 
 def tokenizer_of(data: Data) -> Tokenizer:

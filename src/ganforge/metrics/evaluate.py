@@ -256,7 +256,15 @@ for _spec in (
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _check_fake(fake: torch.Tensor, real: Data) -> torch.Tensor:
+def _check_fake(fake: torch.Tensor | list[str], real: Data) -> torch.Tensor | list[str]:
+    if real.kind == "text":  # strings, or token ids the text space decodes with the data's tokenizer
+        if isinstance(fake, (list, tuple)) and all(isinstance(s, str) for s in fake):
+            return list(fake)
+        if not isinstance(fake, torch.Tensor) or fake.is_floating_point() or fake.ndim != 2:
+            raise GanforgeError("fake text must be a list of strings or int token ids [N, L], got "
+                                f"{type(fake).__name__} {getattr(fake, 'dtype', '')} "
+                                f"{list(getattr(fake, 'shape', []))}")
+        return fake
     if not isinstance(fake, torch.Tensor):
         raise GanforgeError(f"fake samples must be a torch.Tensor, got {type(fake).__name__}")
     if real.kind == "image":
@@ -362,7 +370,8 @@ def evaluate(fake: torch.Tensor, real: Data, names: list[str] | str, *, n: int |
              device: str = "cpu", cache: str | Path | None | bool = None, data_key: str = "",
              batch_size: int = 64, options: dict[str, dict] | None = None,
              fake_labels: torch.Tensor | None = None, heldout: Data | None = None) -> dict[str, MetricResult]:
-    """Compute metrics `names` of `fake` (uint8 [N, C, H, W] or float32 [N, D], as `Data.x`) against `real`.
+    """Compute metrics `names` of `fake` (uint8 [N, C, H, W] or float32 [N, D], as `Data.x`; text: a list of
+    strings or int64 token ids [N, L]) against `real`.
 
     n: caps the real items used (a random subset drawn with `seed`; all if None).
     seed: drives that subset, the KID subsets and the IS shuffle (`seed=2020` reproduces torch-fidelity's defaults).
@@ -372,7 +381,8 @@ def evaluate(fake: torch.Tensor, real: Data, names: list[str] | str, *, n: int |
     options: per-metric options {name: {key: value}} for metrics that have options of their own.
     fake_labels: int64 [N] classes the samples were generated for (a conditional generator), for class_acc/class_fd.
     heldout: real data of the same kind and shape the generator never trained on (a test split), for the
-        metrics that compare with unseen data (memorisation, the two-sample test); None where there is none.
+        metrics that compare with unseen data (memorisation, the two-sample test, the text metrics' references);
+        None where there is none.
     Features of each feature space are extracted once per set and shared by the metrics that use that space.
     """
     names = [s.strip() for s in names.split(",") if s.strip()] if isinstance(names, str) else list(names)

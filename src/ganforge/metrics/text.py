@@ -26,16 +26,29 @@ Speed (measured on a shared Xeon CPU): one hypothesis-reference pair costs ~35 u
 score in ~20 s against 500 references plus ~10 s of self-BLEU. Duplicate references are dropped before scoring:
 BLEU depends on the references only through the maximum count of each n-gram and the closest length, which
 duplicates do not change, so the values are those of the full lists.
+
+Registered metrics (METRICS, for `ganforge eval`, `--metrics` and `train.metrics`; text data only, in the "text"
+feature space: the generated strings themselves, decoded with the data's tokeniser when given as token ids):
+`bleu` (bleu2..5 against the held-out split), `self_bleu` (self_bleu2..5), `novelty`, `uniqueness`, `valid`
+(heldout_valid, heldout_found) and `length_tv` (length_tv, mean_length, mean_length_ref, against the held-out lines,
+or the training lines when there is no held-out split). `bleu` and `valid` need the held-out split (data.split=train,
+data.heldout > 0) and say so before anything is trained. `valid` is computed for every text set, but it means
+something only where a novel sample can be a real line (short lines: `words`, names); for sentences it is ~0 and the
+default metrics leave it out (they include it when the metric tokens are characters).
 """
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from ..data.text import tokenizer_of
 from ..errors import GanforgeError
+from .evaluate import METRICS, SPACES, Inputs, MetricSpec, SpaceSpec
+from .features import Space
 from .fid import fid_from_features
 
 ORDERS = (2, 3, 4, 5)      # BLEU-2..5, as Texygen and Caccia et al. report
@@ -200,3 +213,131 @@ def text_metrics(samples: Sequence[str], train: Sequence[str], heldout: Sequence
     if valid:
         out["heldout_valid"] = heldout_valid(samples, train, heldout)
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the registered metrics (`ganforge eval`, train.metrics): the "text" feature space is the strings themselves
+
+
+def _tokens_of(data) -> str:
+    return data.info.get("metric_tokens", "words")
+
+
+def _text_space(real, ctx) -> Space:
+    tok = tokenizer_of(real)
+
+    def extract(x) -> dict:
+        lines = list(x) if isinstance(x, (list, tuple)) else tok.decode(x)   # strings, or ids decoded
+        return {"lines": lines}
+
+    return Space("text", "lines", dict(features="the generated strings (token ids decoded with the data's "
+                                                f"{real.info.get('tokenizer_kind', '')} tokenizer)",
+                                       tokens=_tokenization(_tokens_of(real))), extract)
+
+
+def _check_text(data) -> None:
+    if "tokenizer" not in data.info or "lines" not in data.info:
+        raise GanforgeError(f"{data.name!r} is text data without its tokenizer and lines (build it with "
+                            "ganforge.data.build_dataset or ganforge.data.text.text_splits)")
+
+
+def _needs_heldout(data) -> None:
+    """BLEU and the held-out valid rate compare with lines the generator never trained on."""
+    if data.info.get("split") != "train" or not data.info.get("heldout"):
+        raise GanforgeError(f"it compares samples with the held-out lines, but {data.name!r} is the "
+                            f"{data.info.get('split')!r} split with data.heldout={data.info.get('heldout')}: use "
+                            "data.split=train and data.heldout > 0 (e.g. 0.1)")
+
+
+def _train_lines(inp: Inputs) -> list[str]:
+    return inp.data.info["lines"]
+
+
+def _heldout_lines(inp: Inputs, name: str) -> list[str]:
+    if inp.heldout is None or not inp.heldout.info.get("lines"):
+        raise GanforgeError(f"metric {name!r} compares samples with the held-out split, but none was given "
+                            "(evaluate(..., heldout=text_splits(cfg)['test']); `ganforge eval` finds it itself)")
+    return inp.heldout.info["lines"]
+
+
+def _samples(inp: Inputs) -> list[str]:
+    return inp.fake["lines"]
+
+
+@dataclass
+class BleuOptions:
+    references: int = N_REFERENCES   # held-out lines drawn (with the seed) as references; Texygen fast mode: 500
+    samples: int = 0                 # samples scored (the first n); 0 = all of them. Cost ~35 us per pair
+
+
+@dataclass
+class SelfBleuOptions:
+    n: int = N_SELF                  # the first n samples, each against the other n - 1 (Texygen fast mode: 500)
+
+
+def _bleu(inp: Inputs) -> tuple[dict[str, float], dict]:
+    o = inp.options
+    if o["references"] < 1 or o["samples"] < 0:
+        raise GanforgeError(f"metrics.bleu: references must be >= 1 and samples >= 0, got {o}")
+    lines = _samples(inp)
+    lines = lines[:o["samples"]] if o["samples"] else lines
+    values, proto = bleu(lines, _heldout_lines(inp, "bleu"), _tokens_of(inp.data), n_references=o["references"],
+                         seed=inp.seed)
+    return values, dict(proto, reference_split="held-out (test) lines")
+
+
+def _self_bleu(inp: Inputs) -> tuple[dict[str, float], dict]:
+    if inp.options["n"] < 2:
+        raise GanforgeError(f"metrics.self_bleu.n: at least 2 samples, got {inp.options['n']}")
+    return self_bleu(_samples(inp), _tokens_of(inp.data), n=inp.options["n"])
+
+
+def _novelty(inp: Inputs) -> tuple[dict[str, float], dict]:
+    values, proto = novelty(_samples(inp), _train_lines(inp))
+    return values, dict(proto, train_lines=f"all {len(_train_lines(inp))} training lines")
+
+
+def _uniqueness(inp: Inputs) -> tuple[dict[str, float], dict]:
+    return uniqueness(_samples(inp))
+
+
+def _valid(inp: Inputs) -> tuple[dict[str, float], dict]:
+    values, proto = heldout_valid(_samples(inp), _train_lines(inp), _heldout_lines(inp, "valid"))
+    return values, dict(proto, meaning="for short lines (words): novel samples that are real lines the generator "
+                                       "never saw; ~0 for sentences")
+
+
+def _length_tv(inp: Inputs) -> tuple[dict[str, float], dict]:
+    held = inp.heldout is not None and inp.heldout.info.get("lines")
+    refs = inp.heldout.info["lines"] if held else _train_lines(inp)
+    values, proto = length_distance(_samples(inp), refs, _tokens_of(inp.data))
+    return values, dict(proto, references="held-out lines" if held else "training lines (no held-out split)")
+
+
+def _stamped(fn):
+    """The plain functions' protocol names its definition "metric" (evaluate stamps the registry name there) and
+    may hold the seed (evaluate stamps it too: the same one)."""
+    def compute(inp: Inputs) -> tuple[dict[str, float], dict]:
+        values, proto = fn(inp)
+        assert proto.get("seed", inp.seed) == inp.seed
+        return values, {("definition" if k == "metric" else k): v for k, v in proto.items() if k != "seed"}
+    return compute
+
+
+SPACES.register("text")(SpaceSpec(_text_space, check=_check_text, doc="text: the generated strings (ids decoded "
+                                                                      "with the data's tokenizer)"))
+_TEXT = {"text": "text"}
+for _name, _doc, _fn, _opts, _check in (
+    ("bleu", "text: BLEU-2..5 of each sample against 500 held-out lines (Texygen): bleu2..bleu5", _bleu, BleuOptions,
+     _needs_heldout),
+    ("self_bleu", "text: self-BLEU-2..5 of 500 samples (higher = less diverse): self_bleu2..self_bleu5", _self_bleu,
+     SelfBleuOptions, None),
+    ("novelty", "text: share of samples not in the training lines: novelty", _novelty, None, None),
+    ("uniqueness", "text: share of distinct samples: uniqueness", _uniqueness, None, None),
+    ("valid", "text: novel samples that are held-out lines (words: unseen real words): heldout_valid, "
+     "heldout_found", _valid, None, _needs_heldout),
+    ("length_tv", "text: total variation between length histograms (vs held-out): length_tv, mean_length, "
+     "mean_length_ref", _length_tv, None, None),
+):
+    METRICS.register(_name, options=_opts)(MetricSpec(_name, _doc, _TEXT, _stamped(_fn), needs_real=False,
+                                                      check=_check))

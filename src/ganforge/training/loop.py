@@ -20,6 +20,7 @@ import torch
 from ..components import from_artefact, resolve, validate
 from ..config import Config, apply_overrides
 from ..data import build_dataset, cache_dir, data_key
+from ..data.text import heldout_part
 from ..errors import GanforgeError
 from ..metrics import check_metrics, evaluate
 from ..sampling import draw_labels, export_generator, generate
@@ -97,6 +98,8 @@ def train(config: Config | dict | str | None = None, *, overrides: list[str] | N
                                                   ckpt_path.name if run_dir == src else str(ckpt_path)))
         if notes and dist.is_main():
             outputs.event({"event": "preset", "kimg": state.nimg / 1000, "choices": notes})
+        if data.kind == "text" and cfg.train.metrics and dist.is_main():  # read once, not at every tick
+            outputs.heldout = heldout_part(cfg.data, data)
         stats = Stats()
         tick_nimg = cfg.train.tick_kimg * 1000
         step, tick_start_nimg, tick_start = 0, state.nimg, time.time()
@@ -176,7 +179,7 @@ def _tick_metrics(cfg: Config, state: TrainState, outputs: Outputs) -> dict:
     labels = None if state.class_freq is None else draw_labels(n, state.class_freq.cpu(), seed)
     fake = generate(state.G_ema, cfg.model, state.kind, n, seed=seed, device=device, labels=labels)
     res = evaluate(fake, outputs.data, cfg.train.metrics, n=n, seed=cfg.train.seed, device=str(device),
-                   data_key=data_key(cfg.data), options=cfg.metrics, fake_labels=labels,
+                   data_key=data_key(cfg.data), options=cfg.metrics, fake_labels=labels, heldout=outputs.heldout,
                    cache=cache_dir(cfg.data.cache_dir))  # feature networks live with the data's cache
     return {name: r.values for name, r in res.items()}
 

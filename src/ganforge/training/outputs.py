@@ -35,6 +35,7 @@ class Outputs:
     sinks: list
     progress: Progress
     grid_c: torch.Tensor | None = None  # conditional: the grid's labels, class i % K in column i % K
+    heldout: Data | None = None         # text tick metrics: the held-out lines (BLEU references, valid rate)
 
     @classmethod
     def open(cls, run_dir: Path, cfg: Config, data: Data, device: torch.device, start_nimg: int,
