@@ -36,6 +36,25 @@ def test_bigan_benchmark_runs(tmp_path):
         assert "same mode" in line and "%" in line and "|G(z) - x|" in line
 
 
+def test_encoder_benchmark_prints_every_method(tmp_path):
+    tiny = ["data.resolution=8", "model.z_dim=8", "model.g_width=8", "model.d_width=8", "train.batch=16",
+            "train.kimg=0.256", "train.tick_kimg=0.128", "train.metrics=[]"]
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "encoder.py"), "digits", "--variants",
+                        "plain,bigan-latent", "--heldout", "40", "--encoder-steps", "10", "--refine", "2",
+                        "--out", str(tmp_path), *[a for s in tiny for a in ("--set", s)]],
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = [line for line in r.stdout.splitlines() if line.startswith("  ") and "%" in line and "held-out" not in line]
+    names = [row[:30].strip() for row in rows]
+    assert names == ["bigan-latent: E(x)", "fitted E", "fitted E + 2 steps", "projection (16 x 300 steps)",
+                     "chance (z from the prior)"], names
+    for row in rows:
+        agree, label, mse, ms = row[30:].split()
+        assert 0 <= float(agree.rstrip("%")) <= 100 and 0 <= float(label.rstrip("%")) <= 100
+        assert float(mse) > 0 and float(ms) > 0
+    assert (tmp_path / "plain" / "encoder" / "reconstructions.png").is_file()
+
+
 def test_stacked_benchmark_prints_a_row_per_config_and_seed(tmp_path):
     tiny = ["train.kimg=0.256", "train.tick_kimg=0.128", "data.resolution=8", "model.g_width=16",
             "model.d_width=16", "data.count=2000"]

@@ -173,3 +173,15 @@ def test_cli_errors(run, tmp_path):
     for args, msg in cases:
         r = run_cli(*args)
         assert r.returncode == 2 and msg in r.stderr, (args, r.stderr)
+
+
+def test_fitted_encoder_on_vectors(tmp_path):
+    """Vector data (the MLP family): the encoder fits and encodes; no figures (they are image grids)."""
+    ring = ["train.kimg=0.256", "train.tick_kimg=0.128", "train.batch=32", "model.g_width=16", "model.d_width=16",
+            "model.depth=2", "train.metrics=[]", "train.grid_size=16"]
+    r = ganforge.train("ring", overrides=ring, out=tmp_path / "ring", progress=False)
+    info = fit_encoder(r, EncoderSettings(steps=40, batch=16))
+    assert info["figures"] == [] and np.isfinite(info["mse_encoder"])
+    g = load(r)
+    x = g.sample(5, seed=2)
+    assert g.encode(x, refine=3).shape == (5, g.model.z_dim)

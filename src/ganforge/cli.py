@@ -58,32 +58,51 @@ def _sample(a: argparse.Namespace) -> None:
     print(f"wrote {n} samples to {out}")
 
 
-def _project(a: argparse.Namespace) -> None:
-    import numpy as np
-
-    from .inversion import check_settings, read_items
-    from .sampling import check_output, load, save_npz
-    from .utils.images import save_image_grid
+def _check_latent_outputs(a: argparse.Namespace, what: str) -> None:
+    """--out (a .npz) and --grid of project / encode, checked before any work: a refused name costs nothing."""
+    from .sampling import check_output
 
     if not a.out.endswith(".npz"):
-        raise GanforgeError(f"--out {a.out!r}: the projection is written as a .npz file")
+        raise GanforgeError(f"--out {a.out!r}: {what} written as a .npz file")
     check_output(a.out, a.overwrite)
     if a.grid:
         check_output(a.grid, a.overwrite, "--grid")
+
+
+def _write_pairs(g, x, rec, grid: str) -> None:
+    """--grid: each input beside its reconstruction (up to 32 pairs)."""
+    import numpy as np
+
+    from .utils.images import save_image_grid
+
+    if g.kind != "image":
+        raise GanforgeError("--grid: a side-by-side grid needs images; the reconstructions are in the .npz")
+    n = min(len(x), 32)
+    pair = np.stack([np.asarray(x[:n]), rec[:n]], 1).reshape(2 * n, *rec.shape[1:])
+    save_image_grid(pair, grid, scale=1, cols=8 if n >= 4 else 2 * n)
+    print(f"wrote {grid} (each input followed by its reconstruction)")
+
+
+def _read_for(g, path: str):
+    from .inversion import read_items
+
+    return read_items(path, g.kind, g.shape)
+
+
+def _project(a: argparse.Namespace) -> None:
+    from .inversion import check_settings
+    from .sampling import load, save_npz
+
+    _check_latent_outputs(a, "the projection is")
     check_settings(a.steps, a.lr, a.starts)
     g = load(a.run_dir, device=a.device)
-    x = read_items(a.input, g.kind, g.shape)
+    x = _read_for(g, a.input)
     p = g.project(x, steps=a.steps, lr=a.lr, starts=a.starts, seed=a.seed)
     save_npz(a.out, z=p.z, reconstructions=p.reconstructions, mse=p.mse, start_mse=p.start_mse)
     print(f"projected {len(p.z)} item(s): mean squared error {p.mse.mean():.4g} in model range "
           f"(best start: {p.start_mse.mean():.4g}); wrote z, reconstructions, mse to {a.out}")
     if a.grid:
-        if g.kind != "image":
-            raise GanforgeError("--grid: a side-by-side grid needs images; the reconstructions are in the .npz")
-        n = min(len(x), 32)
-        pair = np.stack([np.asarray(x[:n]), p.reconstructions[:n]], 1).reshape(2 * n, *p.reconstructions.shape[1:])
-        save_image_grid(pair, a.grid, scale=1, cols=8 if n >= 4 else 2 * n)
-        print(f"wrote {a.grid} (each input followed by its reconstruction)")
+        _write_pairs(g, x, p.reconstructions, a.grid)
 
 
 def _encoder(a: argparse.Namespace) -> None:
@@ -106,23 +125,12 @@ def _encoder(a: argparse.Namespace) -> None:
     print(f"saved beside the generator: {a.run_dir}/generator/encoder.safetensors (used by encode, edit, project)")
 
 
-def _read_for(g, path: str):
-    from .inversion import read_items
-
-    return read_items(path, g.kind, g.shape)
-
-
 def _encode(a: argparse.Namespace) -> None:
     import numpy as np
 
-    from .sampling import check_output, load, save_npz
-    from .utils.images import save_image_grid
+    from .sampling import load, save_npz
 
-    if not a.out.endswith(".npz"):
-        raise GanforgeError(f"--out {a.out!r}: the latents are written as a .npz file")
-    check_output(a.out, a.overwrite)
-    if a.grid:
-        check_output(a.grid, a.overwrite, "--grid")
+    _check_latent_outputs(a, "the latents are")
     if a.refine < 0:
         raise GanforgeError(f"--refine: a number of optimisation steps >= 0, got {a.refine}")
     g = load(a.run_dir, device=a.device)
@@ -137,12 +145,7 @@ def _encode(a: argparse.Namespace) -> None:
     print(f"encoded {len(z)} item(s) ({how}): mean squared error {mse.mean():.4g} in model range; wrote z, "
           f"reconstructions, mse to {a.out}")
     if a.grid:
-        if g.kind != "image":
-            raise GanforgeError("--grid: a side-by-side grid needs images; the reconstructions are in the .npz")
-        n = min(len(x), 32)
-        pair = np.stack([np.asarray(x[:n]), rec[:n]], 1).reshape(2 * n, *rec.shape[1:])
-        save_image_grid(pair, a.grid, cols=8 if n >= 4 else 2 * n)
-        print(f"wrote {a.grid} (each input followed by its reconstruction)")
+        _write_pairs(g, x, rec, a.grid)
 
 
 def _edit(a: argparse.Namespace) -> None:
