@@ -86,7 +86,7 @@ def fit_encoder(run_dir: str | Path, settings: EncoderSettings | None = None, *,
         rec = torch.as_tensor(g.decode(z))
         info[name] = float(_model_mse(rec, items, data.kind))
     if figures:
-        save_encoder(run_dir, E, info)   # figures use the saved encoder, so write it first
+        save_encoder(run_dir, E, info)   # first: a failure while drawing must not lose the fitted encoder
         info["figures"] = [str(p) for p in draw_figures(g, data, held, Path(run_dir) / "encoder", seed)]
     save_encoder(run_dir, E, info)
     return info
