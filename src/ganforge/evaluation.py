@@ -98,10 +98,13 @@ def read_text_samples(path: Path) -> list[str]:
 
 def _is_text_npz(path: Path) -> bool:
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return "texts" in z.files
+        z = np.load(path, allow_pickle=False)   # a .npy under a .npz name loads as a plain array
     except (OSError, ValueError, EOFError, KeyError, AttributeError, zipfile.BadZipFile):
         return False
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        return False
+    with z:
+        return "texts" in z.files
 
 
 def save_closest_pairs(result, fake: torch.Tensor, train: torch.Tensor, out_dir: Path) -> list[Path]:
