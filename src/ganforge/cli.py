@@ -264,6 +264,19 @@ class _Parser(argparse.ArgumentParser):
         return super().format_help()
 
 
+def _latent_parser(sub, name: str, help_: str, out_help: str) -> argparse.ArgumentParser:
+    """project and encode: the arguments they share (data in, latents out, an optional pair grid)."""
+    p = sub.add_parser(name, help=help_)
+    p.add_argument("run_dir")
+    p.add_argument("input", help="IMAGES.npz | VECTORS.npy | an image file | a folder of images")
+    p.add_argument("--out", required=True, help=out_help)
+    p.add_argument("--grid", help="also write a PNG with each input beside its reconstruction (images)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--overwrite", action="store_true", help="replace --out / --grid if they exist")
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ganforge", description="Train, evaluate and sample GANs.")
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
@@ -299,17 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.set_defaults(fn=_sample)
 
-    j = sub.add_parser("project", help="find latents whose samples match given images or vectors (inversion)")
-    j.add_argument("run_dir")
-    j.add_argument("input", help="IMAGES.npz | VECTORS.npy | an image file | a folder of images")
-    j.add_argument("--out", required=True, help="OUT.npz: z, reconstructions, mse, start_mse")
-    j.add_argument("--grid", help="also write a PNG with each input beside its reconstruction (images)")
+    j = _latent_parser(sub, "project", "find latents whose samples match given images or vectors (inversion)",
+                       "OUT.npz: z, reconstructions, mse, start_mse")
     j.add_argument("--steps", type=int, default=300, help="Adam steps on z")
     j.add_argument("--starts", type=int, default=16, help="random starting latents per item; the best one is kept")
     j.add_argument("--lr", type=float, default=0.05)
-    j.add_argument("--seed", type=int, default=0)
-    j.add_argument("--device", default="cpu")
-    j.add_argument("--overwrite", action="store_true", help="replace --out / --grid if they exist")
     j.set_defaults(fn=_project)
 
     en = sub.add_parser("encoder", help="fit an encoder (images -> latents) to a trained generator, which stays "
@@ -325,16 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--quiet", action="store_true")
     en.set_defaults(fn=_encoder)
 
-    ec = sub.add_parser("encode", help="latents of images or vectors from the encoder (optionally refined)")
-    ec.add_argument("run_dir")
-    ec.add_argument("input", help="IMAGES.npz | VECTORS.npy | an image file | a folder of images")
-    ec.add_argument("--out", required=True, help="OUT.npz: z, reconstructions, mse")
+    ec = _latent_parser(sub, "encode", "latents of images or vectors from the encoder (optionally refined)",
+                        "OUT.npz: z, reconstructions, mse")
     ec.add_argument("--refine", type=int, default=0,
                     help="then this many Adam steps of projection from E(x) (50: close to `project` at ~1/5 the cost)")
-    ec.add_argument("--grid", help="also write a PNG with each input beside its reconstruction (images)")
-    ec.add_argument("--seed", type=int, default=0)
-    ec.add_argument("--device", default="cpu")
-    ec.add_argument("--overwrite", action="store_true", help="replace --out / --grid if they exist")
     ec.set_defaults(fn=_encode)
 
     ed = sub.add_parser("edit", help="interpolate between real images, or move them along a class direction")
