@@ -52,17 +52,27 @@ def test_vector_models_shapes(arch, dim, prior):
 @pytest.mark.parametrize("pack_m", [1, 2])
 def test_text_models_shapes(arch, length, prior, pack_m):
     """Text families: G(z) -> scores over the vocabulary [N, L, V] (each position a distribution), D(one-hots or
-    token ids) -> logits [N]; the vocabulary is the model option `vocab` (filled in from the data)."""
+    token ids) -> logits [N]; the vocabulary is the model option `vocab` (filled in from the data). Latent families
+    (ARAE): the same in eval mode; in training mode G(z) gives codes, and D judges codes."""
     fam = MODELS.get(arch)
     defaults = dataclasses.asdict(MODELS.options(arch)()) if MODELS.options(arch) else {}
     m = ModelConfig(arch=arch, z_dim=5, prior=prior, g_width=8, d_width=8, pack=pack_m, g_norm=fam.g_norms[0],
                     d_norm=fam.d_norms[0], options={**defaults, "vocab": 9})
     G, D = build_models(m, (length,), "text")
-    x = G(sample_prior(4, 5, prior, torch.Generator().manual_seed(0)))
+    z = sample_prior(4, 5, prior, torch.Generator().manual_seed(0))
+    if fam.latent:  # eval mode: the decoded text; training mode: codes, which D judges (real text: real_codes)
+        x = G.eval()(z)
+        codes = G.train()(z)
+        assert codes.ndim == 2 and codes.shape[0] == 4
+        assert D(pack(codes, pack_m)).shape == (4 // pack_m,)
+        assert D(pack(G.real_codes(x.argmax(-1)), pack_m)).shape == (4 // pack_m,)
+        assert G.autoencoder_loss(x.argmax(-1)).ndim == 0
+    else:
+        x = G(z)
+        assert D(pack(x, pack_m)).shape == (4 // pack_m,)
+        assert D(pack(x.argmax(-1), pack_m)).shape == (4 // pack_m,)  # token ids [N, L]
     assert x.shape == (4, length, 9) and x.dtype == torch.float32
     torch.testing.assert_close(x.sum(-1), torch.ones(4, length))
-    assert D(pack(x, pack_m)).shape == (4 // pack_m,)
-    assert D(pack(x.argmax(-1), pack_m)).shape == (4 // pack_m,)  # token ids [N, L]
 
 
 def test_priors():

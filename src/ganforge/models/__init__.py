@@ -6,11 +6,13 @@ Contract (checked by tests over every registered family):
   E(x [N, *data_shape]) -> [N, z_dim] (families with an encoder, for model.encoder: BiGAN / ALI).
 Text families (kind "text", data_shape (L,)): G(z) -> scores over the vocabulary [N, L, V] (relaxed or hard
 one-hots), D(one-hots [N, L, V] or token ids [N, L]) -> logits [N]; the vocabulary size is the model option
-`model.vocab`, filled in from the data when training starts (`fit_vocab`).
+`model.vocab`, filled in from the data when training starts (`fit_vocab`). Latent text families
+(`ModelFamily.latent`, ARAE): G(z) in eval mode -> hard one-hots [N, L, V] as above, in training mode -> codes
+[N, code_dim] that D judges; real text enters D as G.real_codes(ids), and G.autoencoder_loss(ids) trains the codes.
 """
 from __future__ import annotations
 
-from . import dcgan, mlp, r3gan, resnet, textgan  # noqa: F401  (register)
+from . import arae, dcgan, mlp, r3gan, resnet, textgan  # noqa: F401  (register)
 from .base import (MODELS, BiGANGenerator, ModelFamily, build_encoder, build_generator, build_models, check_family,
                    count_params, join, joint_shape)
 from .priors import PRIORS, Prior, check_truncation, sample_prior

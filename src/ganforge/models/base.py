@@ -23,6 +23,8 @@ class ModelFamily:
     g_norms: tuple[str, ...] = ("batch", "none")                 # model.g_norm values the family implements
     d_norms: tuple[str, ...] = ("batch", "none", "spectral")     # model.d_norm values the family implements
     mbstd: bool = False                                          # its D implements model.mbstd
+    latent: bool = False  # text in a latent space (ARAE): G in training mode gives codes, real data enters D as
+                          # G.real_codes(x), and the step trains G's autoencoder (G.autoencoder_loss)
 
 
 MODELS: Registry[ModelFamily] = Registry("model architecture")

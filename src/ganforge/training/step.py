@@ -29,6 +29,8 @@ def train_step(s: TrainState, stats: Stats) -> None:
     anneal = getattr(s.G, "anneal", None)
     if anneal is not None:  # a Gumbel-softmax G: its inverse temperature on the schedule clock (models/textgan.py)
         anneal(clock, t.kimg)
+    if getattr(s.G, "autoencoder_loss", None) is not None and autoencoder_step(s, stats):
+        return  # a latent text GAN's warm-up: only its autoencoder trains
     # Discriminator: k steps, each on a fresh real batch and fresh latents (and, conditional, the real batch's
     # labels and labels for the fakes drawn from the data's class frequencies).
     s.D.requires_grad_(True)
@@ -39,8 +41,9 @@ def train_step(s: TrainState, stats: Stats) -> None:
         else:
             x = s.sampler.next()
         real = to_model_range(x, s.kind)
-        if s.kind == "text":  # ids -> one-hots [B, L, V], the form of G's output (R1, GP and noise act on it)
-            real = one_hot_tokens(real, m.options["vocab"])
+        if s.kind == "text":  # ids -> what D judges of G's output (R1, GP and noise act on it): one-hots
+            codes = getattr(s.G, "real_codes", None)  # [B, L, V], or a latent family's codes [B, code_dim]
+            real = one_hot_tokens(real, m.options["vocab"]) if codes is None else codes(real)
         z = dist.local_slice(sample_prior(t.batch, m.z_dim, m.prior, s.gen, real.device))
         if m.conditional:
             c_fake = s.sample_classes(t.batch)
@@ -67,3 +70,23 @@ def train_step(s: TrainState, stats: Stats) -> None:
     if aug is not None and aug.adaptive and (s.nimg // (t.batch * t.d_steps)) % aug.interval == 0:
         aug.adjust(max(clock, s.nimg))  # ADA: every augment.interval steps, by the images the clock moved
     ema_update(s.G_ema, s.G, ema_beta(t.batch, t.ema_kimg, t.ema_rampup, max(clock, s.nimg)))
+
+
+def autoencoder_step(s: TrainState, stats: Stats) -> bool:
+    """A latent text GAN (models/arae.py): one step of its autoencoder on a fresh real batch, with G's optimiser
+    (the autoencoder's weights are G's; the GAN's G-step never reaches them). Returns True during the warm-up
+    (model.ae_kimg), when this is the whole training step: s.nimg grows by the batch the autoencoder saw."""
+    t = s.cfg.train
+    if s.G.trains_autoencoder(s.nimg):
+        s.opt_g.zero_grad(set_to_none=True)
+        with s.objective.autocast():
+            loss = s.G.autoencoder_loss(s.sampler.next(), s.gen)
+        loss.backward()
+        dist.average_grads(s.G)
+        s.opt_g.step()
+        stats.add("ae_loss", loss)
+    if s.G.gan_started(s.nimg):
+        return False
+    s.nimg += t.batch
+    ema_update(s.G_ema, s.G, ema_beta(t.batch, t.ema_kimg, t.ema_rampup, max(s.sched_nimg, s.nimg)))
+    return True
