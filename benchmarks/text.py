@@ -60,11 +60,12 @@ from ganforge.components import resolve  # noqa: E402
 from ganforge.data.text import text_splits, tokenizer_of  # noqa: E402
 from ganforge.data.tokenize import EOS, PAD  # noqa: E402
 from ganforge.errors import GanforgeError  # noqa: E402
-from ganforge.metrics.text import N_REFERENCES, N_SELF, ORDERS, text_metrics  # noqa: E402
+from ganforge.models import MODELS  # noqa: E402
+from ganforge.metrics.text import N_REFERENCES, N_SELF, ORDERS, frechet_codes, text_metrics  # noqa: E402
 
 TEMPERATURES = (0.5, 0.7, 0.8, 0.9, 1.0, 1.1, 1.3)
 KEYS = [f"bleu{n}" for n in ORDERS] + [f"self_bleu{n}" for n in ORDERS] + ["novelty", "uniqueness", "heldout_valid",
-                                                                             "heldout_found", "length_tv"]
+                                                                             "heldout_found", "length_tv", "code_fd"]
 
 
 class LSTMLM(nn.Module):
@@ -153,14 +154,40 @@ def sample_lm(model: LSTMLM, n: int, length: int, temperature: float, seed: int,
     return torch.cat(out)
 
 
-def score(samples: list[str], train: list[str], heldout: list[str], refs: list[str], tokens: str, a) -> dict:
+class Coder:
+    """The code-space judge (--codes RUN): the encoder of a trained `arae` run maps lines to its codes, and a row's
+    code_fd is the Fréchet distance between its samples' codes and those of the held-out lines no row samples
+    (metrics/text.py frechet_codes). A line longer than the run's rows is cut to fit (its first max_len - 1 tokens)."""
+
+    def __init__(self, run: Path, dataset: str):
+        import ganforge
+
+        g = ganforge.load(run)
+        if g.kind != "text" or not MODELS.get(g.model.arch).latent:
+            raise GanforgeError(f"--codes {run}: not a text run of the 'arae' family (the code space is its "
+                                f"autoencoder's); train one with `ganforge train {dataset}-arae`")
+        if g.meta.get("config", {}).get("data", {}).get("name") != dataset:
+            raise GanforgeError(f"--codes {run}: trained on other data than {dataset!r}")
+        self.g, self.run = g, run
+
+    def __call__(self, lines: list[str]) -> torch.Tensor:
+        return torch.from_numpy(self.g.encode_text(list(lines), batch=1000))
+
+
+def score(samples: list[str], train: list[str], heldout: list[str], refs: list[str], tokens: str, a,
+          codes: tuple | None = None) -> dict:
     m = text_metrics(samples, train, heldout, tokens, references=refs, n_self=a.self_n, valid=True)
+    if codes is not None:  # (coder, the reference lines' codes)
+        m["code_fd"] = frechet_codes(codes[0](samples), codes[1], what=f"the encoder of {codes[0].run}")
+        m["code_fd"] = ({"code_fd": m["code_fd"][0]["fd"]}, m["code_fd"][1])
     values = {k: v for vals, _ in m.values() for k, v in vals.items()}
     return dict(values=values, protocol={k: p for k, (_, p) in m.items()})
 
 
-def run_point(run: Path, name: str, n: int, seed: int, data_cfg) -> dict:
-    """A ganforge run directory -> a point: `n` strings sampled from its exported generator (seed `seed`)."""
+def run_points(run: Path, name: str, n: int, seed: int, data_cfg, truncations=(None,)) -> list[dict]:
+    """A ganforge run directory -> points: `n` strings sampled from its exported generator (seed `seed`), one point
+    per latent truncation (None: the prior itself; psi < 1 draws latents nearer the prior's centre, the GAN's
+    quality-diversity knob as temperature is the language model's)."""
     import dataclasses
 
     import ganforge
@@ -179,13 +206,15 @@ def run_point(run: Path, name: str, n: int, seed: int, data_cfg) -> dict:
     differ = sorted(k for k in lines_keys if k in trained and k in ours and trained[k] != ours[k])  # the lines
     note = (f"the run's data settings differ from this benchmark's in {', '.join(differ)} (run: "
             f"{ {k: trained[k] for k in differ} }); pass them with --set to compare like with like") if differ else ""
-    return dict(name=name, samples=g.sample(n, seed=seed), source=f"{run} (generator at "
-                f"{g.meta.get('nimg', 0) / 1000:g} kimg, seed {seed})", note=note)
+    return [dict(name=name if psi is None else f"{name} psi={psi:g}", group=name,
+                 samples=g.sample(n, seed=seed, truncation=psi), note=note,
+                 source=f"{run} (generator at {g.meta.get('nimg', 0) / 1000:g} kimg, seed {seed}"
+                        f"{'' if psi is None else f', truncation {psi:g}'})") for psi in truncations]
 
 
-def read_runs(path: Path, n: int, seed: int = 0, data_cfg=None) -> list[dict]:
+def read_runs(path: Path, n: int, seed: int = 0, data_cfg=None, truncations=(None,)) -> list[dict]:
     if path.is_dir():
-        return [run_point(path, path.resolve().name, n, seed, data_cfg)]
+        return run_points(path, path.resolve().name, n, seed, data_cfg, truncations)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
@@ -199,7 +228,7 @@ def read_runs(path: Path, n: int, seed: int = 0, data_cfg=None) -> list[dict]:
     out = []
     for p in points:
         if "run" in p:
-            out.append(run_point((path.parent / p["run"]).expanduser(), str(p["name"]), n, seed, data_cfg))
+            out += run_points((path.parent / p["run"]).expanduser(), str(p["name"]), n, seed, data_cfg, truncations)
         elif "samples" in p:
             f = (path.parent / p["samples"]).expanduser()
             try:
@@ -224,9 +253,10 @@ def fmt(v) -> str:
 
 
 def print_table(rows: list[dict], words: bool) -> None:
+    codes = any("code_fd" in r["values"] for r in rows)
     cols = [f"BLEU-{n}" for n in ORDERS] + [f"SBLEU-{n}" for n in ORDERS] + ["novel", "unique"] + (
-        ["valid", "found"] if words else []) + ["len TV"]
-    keys = KEYS if words else [k for k in KEYS if not k.startswith("heldout")]
+        ["valid", "found"] if words else []) + ["len TV"] + (["code FD"] if codes else [])
+    keys = [k for k in KEYS if (words or not k.startswith("heldout")) and (codes or k != "code_fd")]
     print("| point | " + " | ".join(cols) + " |")
     print("|---|" + "---:|" * len(cols))
     for r in rows:
@@ -250,11 +280,18 @@ def plot(rows: list[dict], words: bool, title: str, path: Path) -> None:
             for r in lm:
                 ax.annotate(f"T={r['temperature']:g}", (r["values"][kx], r["values"][ky]), textcoords="offset points",
                             xytext=(4, 4), fontsize=7)
+        groups: dict[str, list[dict]] = {}  # a run's points (one per truncation) as one line
         for r in rows:
             if r["kind"] != "lm" and kx in r["values"] and ky in r["values"]:
-                real = r["kind"] == "real"
-                ax.plot(r["values"][kx], r["values"][ky], "*" if real else "s", ms=12 if real else 7,
-                        c="black" if real else None, label=r["name"])
+                groups.setdefault(r.get("group", r["name"]), []).append(r)
+        for name, pts in groups.items():
+            real = pts[0]["kind"] == "real"
+            ax.plot([r["values"][kx] for r in pts], [r["values"][ky] for r in pts], ("*" if real else "s") + "--",
+                    ms=12 if real else 7, lw=0.8, c="black" if real else None, label=name)
+            for r in pts:
+                if r["name"] != name:
+                    ax.annotate(r["name"][len(name):].strip(), (r["values"][kx], r["values"][ky]),
+                                textcoords="offset points", xytext=(4, -9), fontsize=6)
         if ky == "heldout_valid":
             ax.set_yscale("log")   # a model's rate is a few percent; the real row's is 1 by construction
         ax.set_xlabel(lx)
@@ -279,6 +316,10 @@ def main() -> None:
     ap.add_argument("--self-n", type=int, default=N_SELF, help="samples in self-BLEU (500)")
     ap.add_argument("--runs", type=Path, nargs="+", action="extend", default=[],
                     help="ganforge run directories and/or JSON files of extra points (see above)")
+    ap.add_argument("--truncations", default="1", help="comma-separated latent truncations for each run's points "
+                    "(1 = none; e.g. 1,0.7,0.5 traces a GAN's own quality-diversity curve)")
+    ap.add_argument("--codes", type=Path, default=None, help="an `arae` run of this dataset: its encoder is the "
+                    "code space of the code_fd column (every row, the real one included)")
     ap.add_argument("--out", type=Path, default=None, help="write results.json, the plot and samples here")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
@@ -318,6 +359,13 @@ def run(a) -> None:
           f"tokens, vocabulary {info['vocab_size']}, max_len {info['max_len']}; metrics on {tokens}; "
           f"{n_refs} BLEU references; data {time.perf_counter() - t_start:.0f} s")
 
+    codes = None
+    if a.codes is not None:  # the FD's references: every held-out line but the real row's samples
+        coder = Coder(a.codes, a.dataset)
+        others = [held[i] for i in sorted(np.concatenate([order[:n_refs], order[n_refs + a.n:]]))]
+        codes = (coder, coder(others))
+        print(f"# code_fd: the encoder of {a.codes}; {len(others)} held-out lines as references")
+    truncations = [None if float(t) == 1 else float(t) for t in a.truncations.split(",")]
     model, stats = train_lm(tr.x, info["vocab_size"], a, a.seed)
     held_nll = nll(model, te.x)
     print(f"# LSTM LM (emb {a.emb}, hidden {a.hidden}, {a.layers} layer(s), "
@@ -327,7 +375,7 @@ def run(a) -> None:
 
     rows = []
     t0 = time.perf_counter()
-    rows.append(dict(name="real (held-out)", kind="real", **score(real, train_lines, held, refs, tokens, a)))
+    rows.append(dict(name="real (held-out)", kind="real", **score(real, train_lines, held, refs, tokens, a, codes)))
     print(f"# real row scored in {time.perf_counter() - t0:.0f} s ({len(real)} lines)")
     samples_of = {}
     for i, temp in enumerate(float(t) for t in a.temperatures.split(",")):
@@ -335,16 +383,16 @@ def run(a) -> None:
         lines = tok.decode(sample_lm(model, a.n, info["max_len"], temp, a.seed + 1 + i))
         samples_of[f"T={temp:g}"] = lines
         rows.append(dict(name=f"MLE T={temp:g}", kind="lm", temperature=temp,
-                         **score(lines, train_lines, held, refs, tokens, a)))
+                         **score(lines, train_lines, held, refs, tokens, a, codes)))
         print(f"# T={temp:g}: sampled and scored in {time.perf_counter() - t0:.0f} s; e.g. {lines[:4]}")
     for runs in a.runs:
-        for p in read_runs(runs, a.n, a.seed, cfg):
+        for p in read_runs(runs, a.n, a.seed, cfg, truncations):
             if p.get("note"):
                 print(f"# note: {p['name']}: {p['note']}")
             if "samples" in p:
                 t0 = time.perf_counter()
-                rows.append(dict(name=p["name"], kind="run", source=p["source"],
-                                 **score(p["samples"], train_lines, held, refs, tokens, a)))
+                rows.append(dict(name=p["name"], kind="run", source=p["source"], group=p.get("group", p["name"]),
+                                 **score(p["samples"], train_lines, held, refs, tokens, a, codes)))
                 print(f"# {p['name']}: {len(p['samples'])} samples scored in {time.perf_counter() - t0:.0f} s; e.g. "
                       f"{p['samples'][:4]}")
             else:

@@ -4,6 +4,7 @@ loss and penalty on codes), training end to end with exact resume, export and `g
 for what does not apply."""
 import random
 
+import numpy as np
 import pytest
 import torch
 
@@ -191,3 +192,25 @@ def test_what_does_not_apply_is_refused_clearly(setting, fragment, lines, tmp_pa
     with pytest.raises(GanforgeError) as e:
         resolve(None, _overrides(lines, tmp_path) + [setting])
     assert fragment in str(e.value)
+
+
+def test_the_exported_generator_encodes_and_decodes_text(lines, tmp_path):
+    run = ganforge.train(None, overrides=_overrides(lines, tmp_path), out=tmp_path / "r", progress=False)
+    g = ganforge.load(run)
+    texts = ["bako", "mine", "rotomi", "ba" * 20]  # the last is longer than the rows: cut to fit
+    c = g.encode_text(texts)
+    assert c.shape == (4, 8) and c.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(c, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(c, g.encode_text(texts))           # deterministic
+    out = g.decode_codes(c)
+    assert len(out) == 4 and all(isinstance(x, str) and len(x) <= 5 for x in out)  # rows of max_len 6: 5 chars
+    assert g.decode_codes(c[:0]) == [] and g.encode_text([]).shape == (0, 8)
+    with pytest.raises(GanforgeError, match=r"codes have shape \(4, 3\); this generator's codes are \[N, 8\]"):
+        g.decode_codes(c[:, :3])
+    with pytest.raises(GanforgeError, match="a list of strings"):
+        g.encode_text("bako")
+    gum = [o for o in _overrides(lines, tmp_path) if not o.startswith(("model.ae", "model.code", "model.depth"))]
+    gum = [o.replace("model.arch=arae", "model.arch=gumbel") for o in gum] + ["train.kimg=0.032"]
+    other = ganforge.load(ganforge.train(None, overrides=gum, out=tmp_path / "g", progress=False))
+    with pytest.raises(GanforgeError, match="has no text autoencoder; the latent text family 'arae' has one"):
+        other.encode_text(texts)

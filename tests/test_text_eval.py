@@ -252,3 +252,39 @@ def test_the_mle_benchmark_puts_runs_on_the_curve(lines, tmp_path):
     r = subprocess.run(bench[:2] + ["words", "--set", f"data.path={lines}"] + bench[3:] + ["--runs", str(run)],
                        capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 2 and "the run was trained on 'text' data" in r.stderr, r.stdout + r.stderr
+
+
+def test_the_mle_benchmark_traces_truncation_curves_and_the_code_space_fd(lines, tmp_path):
+    """--truncations gives each run one point per latent truncation; --codes scores every row's code_fd in an arae
+    run's code space (the real row too), and refuses a run without that autoencoder."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    over = [o for o in _overrides(lines, tmp_path) if o != f"data.cache_dir={tmp_path / 'cache'}"]
+    arae = [o for o in over if not o.startswith("model.")] + [
+        "model.arch=arae", "model.z_dim=8", "model.g_width=16", "model.d_width=16", "model.depth=1",
+        "model.g_norm=none", "model.emb_dim=8", "model.code_dim=8", "model.ae_width=16", "model.ae_kimg=0.032"]
+    run = ganforge.train(None, overrides=arae, out=tmp_path / "arae-a", progress=False)
+    gumbel = ganforge.train(None, overrides=over, out=tmp_path / "gumbel-a", progress=False)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GANFORGE_CACHE": str(tmp_path / "cache")}
+    bench = [sys.executable, str(root / "benchmarks" / "text.py"), "text", "--steps", "3", "--n", "30",
+             "--temperatures", "1.0", "--refs", "20", "--self-n", "20", "--hidden", "16"]
+    bench += [a for o in over if o.startswith("data.") and o != "data.name=text" for a in ("--set", o)]
+    r = subprocess.run(bench + ["--runs", str(run), "--truncations", "1,0.5", "--codes", str(run),
+                                "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = [line.split("|")[1].strip() for line in r.stdout.splitlines() if line.startswith("| ")]
+    assert rows == ["point", "real (held-out)", "MLE T=1", "arae-a", "arae-a psi=0.5"]
+    assert "code FD" in r.stdout
+    res = {row["name"]: row for row in json.loads((tmp_path / "o" / "results.json").read_text())["rows"]}
+    assert all(row["values"]["code_fd"] >= 0 for row in res.values())
+    assert res["arae-a psi=0.5"]["group"] == "arae-a"
+    assert res["arae-a psi=0.5"]["values"]["uniqueness"] == len(set(ganforge.load(run).sample(
+        30, seed=0, truncation=0.5))) / 30
+    real = res["real (held-out)"]["protocol"]
+    assert real["code_fd"]["n_samples"] == real["length"]["n_samples"] > 0  # every real line scored
+    r = subprocess.run(bench + ["--codes", str(gumbel)], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 2 and "not a text run of the 'arae' family" in r.stderr, r.stdout + r.stderr

@@ -256,6 +256,39 @@ class Generator:
             PRIORS.get(self.model.prior).project(z)
         return z.numpy()
 
+    def _autoencoder(self):
+        if self.kind != "text" or not hasattr(self.net, "encode_text"):
+            raise GanforgeError(f"this {self.model.arch!r} generator has no text autoencoder; the latent text family "
+                                "'arae' has one (model.arch=arae, presets words-arae and sentences-arae)")
+        return self.net
+
+    @torch.no_grad()
+    def encode_text(self, lines: list[str], batch: int = 256) -> np.ndarray:
+        """A latent text generator (`arae`): the codes float32 [N, code_dim] of `lines` (strings), the points of the
+        space its G and D play in. A line longer than the generator's rows is cut to its first max_len - 1 tokens."""
+        net = self._autoencoder()
+        if isinstance(lines, str) or not all(isinstance(x, str) for x in lines):
+            raise GanforgeError("encode_text: give a list of strings (one text each)")
+        length = self.shape[0]
+        ids = self.tokenizer.pad([p[:length - 1] for p in self.tokenizer.pieces(list(lines))], length)
+        if not len(ids):
+            return np.zeros((0, self.net.mlp[-1].out_features), np.float32)
+        return torch.cat([net.encode_text(ids[i: i + batch].to(self.device)).float().cpu()
+                          for i in range(0, len(ids), batch)]).numpy()
+
+    @torch.no_grad()
+    def decode_codes(self, codes, batch: int = 256) -> list[str]:
+        """A latent text generator (`arae`): the text its decoder reads from codes [N, code_dim] (from
+        `encode_text`, or mixtures of them), decoded greedily as its samples are."""
+        net = self._autoencoder()
+        c = torch.as_tensor(np.asarray(codes), dtype=torch.float32)
+        dim = net.mlp[-1].out_features
+        if c.ndim != 2 or c.shape[1] != dim:
+            raise GanforgeError(f"codes have shape {tuple(c.shape)}; this generator's codes are [N, {dim}]")
+        ids = [from_model_range(net.decode(c[i: i + batch].to(self.device)), "text").cpu()
+               for i in range(0, len(c), batch)]
+        return self.tokenizer.decode(torch.cat(ids)) if ids else []
+
     @torch.no_grad()
     def interpolate(self, steps: int = 8, seed: int = 0, seed_to: int = 1, label=None) -> np.ndarray:
         """Samples along the path between the latents of two seeds (slerp for a normal prior, lerp for uniform);
