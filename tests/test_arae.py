@@ -214,3 +214,15 @@ def test_the_exported_generator_encodes_and_decodes_text(lines, tmp_path):
     other = ganforge.load(ganforge.train(None, overrides=gum, out=tmp_path / "g", progress=False))
     with pytest.raises(GanforgeError, match="has no text autoencoder; the latent text family 'arae' has one"):
         other.encode_text(texts)
+
+
+def test_the_warm_up_follows_the_schedule_clock(lines, tmp_path):
+    """Under a --minutes budget the schedule clock runs ahead of the image count: the warm-up (model.ae_kimg) is
+    measured on that clock, as every schedule is, so a short budget still reaches the GAN."""
+    cfg = resolve(None, _overrides(lines, tmp_path))
+    s = setup(cfg, build_dataset(cfg.data), CPU)
+    s.sched_nimg = 64  # past the 32-image warm-up on the clock, though no image has been shown yet
+    d0 = _params(s.D)
+    stats = Stats()
+    train_step(s, stats)
+    assert _changed(d0, s.D) and "loss_d" in stats.read()

@@ -47,7 +47,7 @@ class AraeOptions:
     emb_dim: int = 32            # width of the token embeddings of the encoder and the decoder
     code_dim: int = 64           # dimension of the codes (the space G and D play in)
     ae_width: int = 256          # hidden units of the encoder's and the decoder's LSTMs
-    ae_kimg: float = 50.0        # real images (thousands) the autoencoder trains alone before the GAN starts
+    ae_kimg: float = 50.0        # kimg the autoencoder trains alone before the GAN starts (on the schedule clock)
     ae_joint: bool = True        # keep training the autoencoder beside the GAN (ARAE); false: freeze it after ae_kimg
     code_noise: float = 0.05     # std of the Gaussian noise on the codes while the autoencoder trains (ARAE)
 

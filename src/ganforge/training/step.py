@@ -75,9 +75,11 @@ def train_step(s: TrainState, stats: Stats) -> None:
 def autoencoder_step(s: TrainState, stats: Stats) -> bool:
     """A latent text GAN (models/arae.py): one step of its autoencoder on a fresh real batch, with G's optimiser
     (the autoencoder's weights are G's; the GAN's G-step never reaches them). Returns True during the warm-up
-    (model.ae_kimg), when this is the whole training step: s.nimg grows by the batch the autoencoder saw."""
+    (model.ae_kimg on the schedule clock, so a --minutes budget scales it), when this is the whole training step:
+    s.nimg grows by the batch the autoencoder saw."""
     t = s.cfg.train
-    if s.G.trains_autoencoder(s.nimg):
+    clock = max(s.sched_nimg, s.nimg)  # the warm-up is a schedule: under --minutes it follows the budget's clock
+    if s.G.trains_autoencoder(clock):
         s.opt_g.zero_grad(set_to_none=True)
         with s.objective.autocast():
             loss = s.G.autoencoder_loss(s.sampler.next(), s.gen)
@@ -85,8 +87,8 @@ def autoencoder_step(s: TrainState, stats: Stats) -> bool:
         dist.average_grads(s.G)
         s.opt_g.step()
         stats.add("ae_loss", loss)
-    if s.G.gan_started(s.nimg):
+    if s.G.gan_started(clock):
         return False
     s.nimg += t.batch
-    ema_update(s.G_ema, s.G, ema_beta(t.batch, t.ema_kimg, t.ema_rampup, max(s.sched_nimg, s.nimg)))
+    ema_update(s.G_ema, s.G, ema_beta(t.batch, t.ema_kimg, t.ema_rampup, max(clock, s.nimg)))
     return True
