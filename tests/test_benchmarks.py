@@ -103,3 +103,42 @@ def test_offline_eval_calibration_prints_every_condition(tmp_path):
     fd = {k: float(v[1]) for k, v in rows.items()}                    # ssl_fd
     assert fd["uniform noise"] > fd["held-out real"] and fd["held-out, pixels shuffled"] > fd["held-out real"]
     assert float(rows["training images"][7]) == 1.0                   # copy_share: the copies are flagged
+
+
+def _throughput_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("throughput_bench", ROOT / "benchmarks" / "throughput.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("peaks,best", [
+    ({"fp32": 0.30e12, "bf16": 0.03e12}, "fp32"),   # no native bf16 (Ice Lake): bf16 is emulated, 10x slower
+    ({"fp32": 0.20e12, "bf16": 0.40e12}, "bf16"),   # AVX512-BF16 (EPYC): bf16 at twice fp32's rate
+    ({"fp32": 0.25e12, "bf16": 2.00e12}, "bf16"),   # AMX (Sapphire Rapids), or a GPU's tensor cores
+])
+def test_the_ceiling_and_mfu_use_the_fastest_precision_the_machine_has(peaks, best, capsys):
+    """With the peak probe stubbed to each kind of machine, the table's MFU and ceiling divide by the fastest
+    precision's peak, never by an emulated one."""
+    import torch
+
+    tp = _throughput_module()
+    names = {torch.float32: "fp32", torch.bfloat16: "bf16"}
+    stub = lambda device, n, dtype=torch.bfloat16: peaks[names[dtype]]  # noqa: E731
+    assert tp.machine_peak(torch.device("cpu"), 8, stub) == (peaks[best], best, peaks)
+    tp.matmul_peak = stub
+    threads = torch.get_num_threads()
+    try:
+        tp.main(["--quick", "--threads", "1", "--device", "cpu", "--ref-workers", "0", "--variants", "fp32"])
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out.splitlines()
+    assert f"MFU and the ceiling use the fastest, {best} ({peaks[best] / 1e12:.3f} TFLOP/s)" in out[0]
+    head = next(i for i, line in enumerate(out) if line.split()[:2] == ["batch", "reference,"])
+    cells = out[head + 2].replace("|", " ").split()
+    # batch, reference img/s, its MFU | ganforge img/s, x ref, its MFU | GFLOP/img (ganforge's step), ceiling
+    ref_speed, speed, mfu = float(cells[1]), float(cells[3]), float(cells[5].rstrip("%")) / 100
+    gflop, ceiling = float(cells[6]), float(cells[7].rstrip("x"))
+    assert ceiling == pytest.approx(peaks[best] / (gflop * 1e9) / ref_speed, rel=0.02)   # rounding of the printout
+    assert mfu == pytest.approx(speed * gflop * 1e9 / peaks[best], rel=0.02, abs=2e-4)
