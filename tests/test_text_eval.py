@@ -49,8 +49,15 @@ def _overrides(path, tmp_path) -> list[str]:
             "train.metrics=[]", "train.metrics_n=64", "train.tensorboard=false", "train.precision=fp32"]
 
 
+def _arae_overrides(path, tmp_path) -> list[str]:
+    """A tiny `arae` run of the same data as _overrides (its autoencoder is code_fd's code space)."""
+    return [o for o in _overrides(path, tmp_path) if not o.startswith("model.")] + [
+        "model.arch=arae", "model.z_dim=8", "model.g_width=16", "model.d_width=16", "model.depth=1",
+        "model.g_norm=none", "model.emb_dim=8", "model.code_dim=8", "model.ae_width=16", "model.ae_kimg=0.032"]
+
+
 def test_the_text_metrics_are_registered():
-    assert TEXT_METRICS == sorted(["bleu", "self_bleu", "novelty", "uniqueness", "valid", "length_tv"])
+    assert TEXT_METRICS == sorted(["bleu", "self_bleu", "novelty", "uniqueness", "valid", "length_tv", "code_fd"])
     for name in TEXT_METRICS:
         spec = METRICS.get(name)
         assert spec.spaces == {"text": "text"} and spec.doc.startswith("text:") and not spec.needs_real
@@ -62,7 +69,11 @@ def test_every_text_metric_gives_finite_stamped_numbers(name, as_ids, lines, tmp
     parts = _parts(lines, tmp_path)
     tr, te = parts["train"], parts["test"]
     fake = te.x[:40] if as_ids else te.info["lines"][:40]
-    r = evaluate(fake, tr, [name], seed=3, heldout=te, options={"bleu": {"references": 50}})[name]
+    options = {"bleu": {"references": 50}}
+    if name == "code_fd":  # its network: a trained arae run's encoder
+        run = ganforge.train(None, overrides=_arae_overrides(lines, tmp_path), out=tmp_path / "arae", progress=False)
+        options["code_fd"] = {"run": str(run)}
+    r = evaluate(fake, tr, [name], seed=3, heldout=te, options=options)[name]
     assert r.values and all(math.isfinite(v) for v in r.values.values()), r.values
     assert r.protocol["metric"] == name and r.protocol["n_fake"] == 40 and r.protocol["seed"] == 3
     assert r.protocol["definition"] and "features" in r.protocol
@@ -73,7 +84,8 @@ def test_registered_values_are_the_plain_functions(lines, tmp_path):
     tr, te = parts["train"], parts["test"]
     train, held = tr.info["lines"], te.info["lines"]
     fake = held[:20] + train[:20] + ["zzz", "zzz"]
-    res = evaluate(fake, tr, TEXT_METRICS, seed=1, heldout=te, options={"bleu": {"references": 30}})
+    plain = [m for m in TEXT_METRICS if m != "code_fd"]   # code_fd: its own test below
+    res = evaluate(fake, tr, plain, seed=1, heldout=te, options={"bleu": {"references": 30}})
     assert res["bleu"].values == tm.bleu(fake, held, "chars", n_references=30, seed=1)[0]
     assert res["bleu"].protocol["n_references"] == 30
     assert res["self_bleu"].values == tm.self_bleu(fake, "chars")[0]
@@ -264,9 +276,7 @@ def test_the_mle_benchmark_traces_truncation_curves_and_the_code_space_fd(lines,
 
     root = Path(__file__).resolve().parents[1]
     over = [o for o in _overrides(lines, tmp_path) if o != f"data.cache_dir={tmp_path / 'cache'}"]
-    arae = [o for o in over if not o.startswith("model.")] + [
-        "model.arch=arae", "model.z_dim=8", "model.g_width=16", "model.d_width=16", "model.depth=1",
-        "model.g_norm=none", "model.emb_dim=8", "model.code_dim=8", "model.ae_width=16", "model.ae_kimg=0.032"]
+    arae = [o for o in _arae_overrides(lines, tmp_path) if o != f"data.cache_dir={tmp_path / 'cache'}"]
     run = ganforge.train(None, overrides=arae, out=tmp_path / "arae-a", progress=False)
     gumbel = ganforge.train(None, overrides=over, out=tmp_path / "gumbel-a", progress=False)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GANFORGE_CACHE": str(tmp_path / "cache")}
@@ -288,3 +298,24 @@ def test_the_mle_benchmark_traces_truncation_curves_and_the_code_space_fd(lines,
     assert real["code_fd"]["n_samples"] == real["length"]["n_samples"] > 0  # every real line scored
     r = subprocess.run(bench + ["--codes", str(gumbel)], capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 2 and "not a text run of the 'arae' family" in r.stderr, r.stdout + r.stderr
+
+
+def test_code_fd_is_the_frechet_distance_of_the_runs_codes(lines, tmp_path):
+    """code_fd = frechet_codes of the named arae run's codes of the samples and of the held-out lines; a missing
+    run, a run of another family and one of other data each get one clear message."""
+    parts = _parts(lines, tmp_path)
+    tr, te = parts["train"], parts["test"]
+    run = ganforge.train(None, overrides=_arae_overrides(lines, tmp_path), out=tmp_path / "arae", progress=False)
+    fake = te.info["lines"][:15] + tr.info["lines"][:15]
+    res = evaluate(fake, tr, ["code_fd"], seed=0, heldout=te, options={"code_fd": {"run": str(run)}})["code_fd"]
+    g = ganforge.load(run)
+    want = tm.frechet_codes(g.encode_text(fake), g.encode_text(te.info["lines"]))[0]["fd"]
+    assert res.values == {"code_fd": pytest.approx(want, rel=1e-9)}
+    assert res.protocol["n_samples"] == 30 and res.protocol["references"] == "held-out lines"
+    with pytest.raises(GanforgeError, match="metrics.code_fd.run: name the 'arae' run"):
+        evaluate(fake, tr, ["code_fd"], heldout=te)
+    gumbel = ganforge.train(None, overrides=_overrides(lines, tmp_path), out=tmp_path / "gumbel", progress=False)
+    with pytest.raises(GanforgeError, match="is not an 'arae' text run"):
+        evaluate(fake, tr, ["code_fd"], heldout=te, options={"code_fd": {"run": str(gumbel)}})
+    with pytest.raises(GanforgeError, match="metrics.code_fd.run: .*(no such|does not exist|not found)"):
+        evaluate(fake, tr, ["code_fd"], heldout=te, options={"code_fd": {"run": str(tmp_path / "nothing")}})

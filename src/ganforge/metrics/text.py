@@ -31,15 +31,19 @@ Registered metrics (METRICS, for `ganforge eval`, `--metrics` and `train.metrics
 feature space: the generated strings themselves, decoded with the data's tokeniser when given as token ids):
 `bleu` (bleu2..5 against the held-out split), `self_bleu` (self_bleu2..5), `novelty`, `uniqueness`, `valid`
 (heldout_valid, heldout_found) and `length_tv` (length_tv, mean_length, mean_length_ref, against the held-out lines,
-or the training lines when there is no held-out split). `bleu` and `valid` need the held-out split (data.split=train,
+or the training lines when there is no held-out split) and `code_fd` (the Fréchet distance between the codes of the
+samples and of the held-out lines in the code space of a trained `arae` run, `metrics.code_fd.run`; the same run
+for every generator compared). `bleu` and `valid` need the held-out split (data.split=train,
 data.heldout > 0) and say so before anything is trained. `valid` is computed for every text set, but it means
 something only where a novel sample can be a real line (short lines: `words`, names); for sentences it is ~0 and the
 default metrics leave it out (they include it when the metric tokens are characters).
 """
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -314,6 +318,42 @@ def _length_tv(inp: Inputs) -> tuple[dict[str, float], dict]:
     return values, dict(proto, references="held-out lines" if held else "training lines (no held-out split)")
 
 
+@dataclass
+class CodeFdOptions:
+    run: str = ""   # an `arae` run (directory) of the same data: its autoencoder's code space is where FD is taken
+
+
+@functools.lru_cache(maxsize=4)
+def _coder(run: str):
+    from ..sampling import load  # the metric's network is a trained generator's encoder (import: no cycle)
+    try:
+        g = load(run, device="cpu")
+    except GanforgeError as e:
+        raise GanforgeError(f"metrics.code_fd.run: {e}") from None
+    if g.kind != "text" or not hasattr(g.net, "encode_text"):
+        raise GanforgeError(f"metrics.code_fd.run: {run} is not an 'arae' text run (the code space is the latent "
+                            "text family's autoencoder's); train one, e.g. `ganforge train words-arae`")
+    return g
+
+
+def _code_fd(inp: Inputs) -> tuple[dict[str, float], dict]:
+    run = inp.options["run"]
+    if not run:
+        raise GanforgeError("metrics.code_fd.run: name the 'arae' run whose autoencoder's code space the Fréchet "
+                            "distance is taken in, e.g. --set metrics.code_fd.run=runs/words-arae")
+    g = _coder(str(Path(run).expanduser().resolve()))
+    trained = g.meta.get("config", {}).get("data", {}).get("name")
+    if trained != inp.data.name:
+        raise GanforgeError(f"metrics.code_fd.run: {run} was trained on {trained!r} data, these samples are "
+                            f"{inp.data.name!r}")
+    held = inp.heldout is not None and inp.heldout.info.get("lines")
+    refs = inp.heldout.info["lines"] if held else _train_lines(inp)
+    values, proto = frechet_codes(g.encode_text(_samples(inp)), g.encode_text(refs), what=f"the encoder of {run}")
+    return {"code_fd": values["fd"]}, dict(proto, references="held-out lines" if held else "training lines",
+                                           truncation="lines longer than the run's rows: their first max_len - 1 "
+                                                      "tokens")
+
+
 def _stamped(fn):
     """The plain functions' protocol names its definition "metric" (evaluate stamps the registry name there) and
     may hold the seed (evaluate stamps it too: the same one)."""
@@ -338,6 +378,8 @@ for _name, _doc, _fn, _opts, _check in (
      "heldout_found", _valid, None, _needs_heldout),
     ("length_tv", "text: total variation between length histograms (vs held-out): length_tv, mean_length, "
      "mean_length_ref", _length_tv, None, None),
+    ("code_fd", "text: Fréchet distance to the held-out lines in an arae run's code space (metrics.code_fd.run): "
+     "code_fd", _code_fd, CodeFdOptions, None),
 ):
     METRICS.register(_name, options=_opts)(MetricSpec(_name, _doc, _TEXT, _stamped(_fn), needs_real=False,
                                                       check=_check))
