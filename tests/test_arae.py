@@ -22,7 +22,7 @@ from ganforge.training.state import setup
 from ganforge.training.step import train_step
 from ganforge.utils.stats import Stats
 
-from .conftest import run_cli
+from .conftest import one_line_error, run_cli
 
 CPU = torch.device("cpu")
 V, L = 9, 6
@@ -226,3 +226,23 @@ def test_the_warm_up_follows_the_schedule_clock(lines, tmp_path):
     stats = Stats()
     train_step(s, stats)
     assert _changed(d0, s.D) and "loss_d" in stats.read()
+
+
+def test_cli_encode_of_a_text_file(lines, tmp_path):
+    run = ganforge.train(None, overrides=_overrides(lines, tmp_path), out=tmp_path / "r", progress=False)
+    src = tmp_path / "in.txt"
+    src.write_text("bako\nmine\nrotomi\n", encoding="utf-8")
+    out = tmp_path / "codes.npz"
+    r = run_cli("encode", str(run), str(src), "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "encoded 3 line(s) to codes of dimension 8" in r.stdout
+    with np.load(out) as z:
+        assert z["codes"].shape == (3, 8) and list(z["texts"]) == ["bako", "mine", "rotomi"]
+        g = ganforge.load(run)
+        np.testing.assert_array_equal(z["codes"], g.encode_text(["bako", "mine", "rotomi"]))
+        assert list(z["reconstructions"]) == g.decode_codes(z["codes"])
+        assert z["exact"].tolist() == [a == b for a, b in zip(z["texts"], z["reconstructions"])]
+    one_line_error(run_cli("encode", str(run), str(src), "--out", str(tmp_path / "x.npz"), "--refine", "5"),
+                   "--refine: a text generator's codes come from its encoder alone")
+    one_line_error(run_cli("encode", str(run), str(tmp_path / "missing.txt"), "--out", str(tmp_path / "x.npz")),
+                   "missing.txt: no such file")

@@ -134,6 +134,8 @@ def _encode(a: argparse.Namespace) -> None:
     if a.refine < 0:
         raise GanforgeError(f"--refine: a number of optimisation steps >= 0, got {a.refine}")
     g = load(a.run_dir, device=a.device)
+    if g.kind == "text":
+        return _encode_text(g, a)
     g.require_encoder()
     x = _read_for(g, a.input)
     z = g.encode(x, refine=a.refine, seed=a.seed)
@@ -146,6 +148,36 @@ def _encode(a: argparse.Namespace) -> None:
           f"reconstructions, mse to {a.out}")
     if a.grid:
         _write_pairs(g, x, rec, a.grid)
+
+
+def _encode_text(g, a: argparse.Namespace) -> None:
+    """A latent text generator (arae): the codes of the lines of a .txt file (or a .npz of `texts`), and the
+    decoder's reading of each code."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from .evaluation import read_text_samples
+    from .sampling import save_npz
+
+    g._autoencoder()  # a clear error for a text family without one
+    if a.refine:
+        raise GanforgeError("--refine: a text generator's codes come from its encoder alone (discrete tokens cannot "
+                            "be refined by gradient descent); leave --refine out")
+    if a.grid:
+        raise GanforgeError("--grid: a side-by-side grid needs images; the reconstructions are in the .npz")
+    path = Path(a.input)
+    if not path.is_file():
+        raise GanforgeError(f"{a.input}: no such file; give a .txt file (one text per line) or a .npz of `texts`")
+    lines = read_text_samples(path)
+    codes = g.encode_text(lines)
+    rec = g.decode_codes(codes)
+    same = np.array([x == y for x, y in zip(lines, rec)], bool)
+    save_npz(a.out, codes=codes, texts=np.array(lines, dtype=str), reconstructions=np.array(rec, dtype=str),
+             exact=same)
+    print(f"encoded {len(lines)} line(s) to codes of dimension {codes.shape[1]}; the decoder reads "
+          f"{same.mean() if len(same) else 0:.1%} of them back exactly; wrote codes, texts, reconstructions, exact "
+          f"to {a.out}")
 
 
 def _edit(a: argparse.Namespace) -> None:
@@ -268,7 +300,8 @@ def _latent_parser(sub, name: str, help_: str, out_help: str) -> argparse.Argume
     """project and encode: the arguments they share (data in, latents out, an optional pair grid)."""
     p = sub.add_parser(name, help=help_)
     p.add_argument("run_dir")
-    p.add_argument("input", help="IMAGES.npz | VECTORS.npy | an image file | a folder of images")
+    p.add_argument("input", help="IMAGES.npz | VECTORS.npy | an image file | a folder of images (encode, an arae "
+                                 "text run: LINES.txt, one text per line)")
     p.add_argument("--out", required=True, help=out_help)
     p.add_argument("--grid", help="also write a PNG with each input beside its reconstruction (images)")
     p.add_argument("--seed", type=int, default=0)
@@ -332,8 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--quiet", action="store_true")
     en.set_defaults(fn=_encoder)
 
-    ec = _latent_parser(sub, "encode", "latents of images or vectors from the encoder (optionally refined)",
-                        "OUT.npz: z, reconstructions, mse")
+    ec = _latent_parser(sub, "encode", "latents of images or vectors from the encoder (optionally refined); for "
+                        "an arae text run, the codes of the lines of a .txt file",
+                        "OUT.npz: z, reconstructions, mse (text: codes, texts, reconstructions, exact)")
     ec.add_argument("--refine", type=int, default=0,
                     help="then this many Adam steps of projection from E(x) (50: close to `project` at ~1/5 the cost)")
     ec.set_defaults(fn=_encode)
