@@ -217,7 +217,7 @@ def test_what_does_not_apply_is_refused_clearly(setting, fragment, lines, tmp_pa
 
 
 def test_image_families_refuse_text_and_the_text_family_refuses_images(lines, tmp_path):
-    with pytest.raises(GanforgeError, match="choose one of: gumbel"):
+    with pytest.raises(GanforgeError, match="choose one of: arae, gumbel"):
         ganforge.train(None, overrides=[o for o in _overrides(lines, tmp_path) if not o.startswith("model.")],
                        out=tmp_path / "x", progress=False)
     with pytest.raises(GanforgeError, match="model.arch: 'gumbel' is for text data, but this dataset is image data"):

@@ -39,6 +39,7 @@ from ..data.tokenize import EOS, PAD
 from ..errors import GanforgeError
 from .base import MODELS, ModelFamily
 from .mlp import MLPDiscriminator
+from .textgan import check_vocab, text_length, text_vocab
 
 
 @dataclass
@@ -52,9 +53,7 @@ class AraeOptions:
     code_noise: float = 0.05     # std of the Gaussian noise on the codes while the autoencoder trains (ARAE)
 
     def __post_init__(self) -> None:
-        if self.vocab < 0 or self.vocab in (1, 2, 3):
-            raise GanforgeError(f"model.vocab: the vocabulary size (at least 4: PAD, EOS, UNK and one symbol), or 0 "
-                                f"for the dataset's; got {self.vocab}")
+        check_vocab(self.vocab)
         for key in ("emb_dim", "code_dim", "ae_width"):
             if getattr(self, key) < 1:
                 raise GanforgeError(f"model.{key}: must be >= 1, got {getattr(self, key)}")
@@ -177,24 +176,15 @@ class AraeGenerator(nn.Module):
         return code if self.training else self.decode(code)
 
 
-def _length(shape: tuple[int, ...]) -> int:
-    if len(shape) != 1:
-        raise GanforgeError(f"model.arch 'arae' needs text data (token ids [N, L]), got items of shape {shape}")
-    return shape[0]
-
-
-def _vocab(m) -> int:
-    v = options_of(m).vocab
-    if v == 0:
-        raise GanforgeError("model.vocab: the vocabulary size is not known (0); it is filled in from the dataset's "
-                            "tokeniser when training starts, or set it")
-    return v
+def _discriminator(m, shape) -> MLPDiscriminator:
+    text_length(m, shape)  # text data, though D sees codes: [N, pack * code_dim]
+    return MLPDiscriminator(options_of(m).code_dim * m.pack, m.d_width, m.depth, m.d_norm, mbstd=m.mbstd)
 
 
 MODELS.register("arae", options=AraeOptions)(ModelFamily(
-    generator=lambda m, shape: AraeGenerator(m.z_dim, _vocab(m), _length(shape), m.g_width, m.depth, options_of(m)),
-    discriminator=lambda m, shape: _length(shape) and MLPDiscriminator(options_of(m).code_dim * m.pack, m.d_width,
-                                                                        m.depth, m.d_norm, mbstd=m.mbstd),
+    generator=lambda m, shape: AraeGenerator(m.z_dim, text_vocab(m), text_length(m, shape), m.g_width, m.depth,
+                                             options_of(m)),
+    discriminator=_discriminator,
     kind="text",
     describe="text: latent GAN on a sequence autoencoder (ARAE): LSTM encoder/decoder, MLP G and D on unit-norm "
              "codes; greedy decoding",

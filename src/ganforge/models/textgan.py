@@ -45,9 +45,7 @@ class GumbelOptions:
     kernels: list[int] = field(default_factory=lambda: [2, 3, 4, 5])  # widths of D's convolutions over positions
 
     def __post_init__(self) -> None:
-        if self.vocab < 0 or self.vocab in (1, 2, 3):
-            raise GanforgeError(f"model.vocab: the vocabulary size (at least 4: PAD, EOS, UNK and one symbol), or 0 "
-                                f"for the dataset's; got {self.vocab}")
+        check_vocab(self.vocab)
         if self.emb_dim < 1:
             raise GanforgeError(f"model.emb_dim: must be >= 1, got {self.emb_dim}")
         if not self.beta_max >= 1.0 or self.beta_max > 1e6:
@@ -60,6 +58,13 @@ class GumbelOptions:
                                 f"{', '.join(BETA_SCHEDULES.names())}")
         if not self.kernels or any(k < 1 for k in self.kernels):
             raise GanforgeError(f"model.kernels: one or more kernel widths >= 1, got {self.kernels}")
+
+
+def check_vocab(vocab: int) -> None:
+    """model.vocab of any text family: 0 (the dataset's) or a size with room for the specials and a symbol."""
+    if vocab < 0 or vocab in (1, 2, 3):
+        raise GanforgeError(f"model.vocab: the vocabulary size (at least 4: PAD, EOS, UNK and one symbol), or 0 "
+                            f"for the dataset's; got {vocab}")
 
 
 def options_of(m) -> GumbelOptions:
@@ -168,14 +173,16 @@ class TextCNNDiscriminator(nn.Module):
         return self.head(self.features(x))
 
 
-def _length(shape: tuple[int, ...]) -> int:
+def text_length(m, shape: tuple[int, ...]) -> int:
+    """The row length L of a text family's data (items of shape (L,)), or a clear error for other data."""
     if len(shape) != 1:
-        raise GanforgeError(f"model.arch 'gumbel' needs text data (token ids [N, L]), got items of shape {shape}")
+        raise GanforgeError(f"model.arch {m.arch!r} needs text data (token ids [N, L]), got items of shape {shape}")
     return shape[0]
 
 
-def _vocab(m) -> int:
-    v = options_of(m).vocab
+def text_vocab(m) -> int:
+    """model.vocab of a text family, once filled in from the data (fit_vocab)."""
+    v = int(m.options.get("vocab", 0))
     if v == 0:
         raise GanforgeError("model.vocab: the vocabulary size is not known (0); it is filled in from the dataset's "
                             "tokeniser when training starts, or set it")
@@ -184,13 +191,13 @@ def _vocab(m) -> int:
 
 def _generator(m, shape):
     o = options_of(m)
-    return GumbelGenerator(m.z_dim, _vocab(m), _length(shape), m.g_width, o.emb_dim, m.g_norm, o.beta_max,
+    return GumbelGenerator(m.z_dim, text_vocab(m), text_length(m, shape), m.g_width, o.emb_dim, m.g_norm, o.beta_max,
                            o.beta_schedule, o.beta_kimg)
 
 
 def _discriminator(m, shape):
-    _length(shape)
-    return TextCNNDiscriminator(_vocab(m), options_of(m).emb_dim, m.d_width, options_of(m).kernels, m.d_norm)
+    text_length(m, shape)
+    return TextCNNDiscriminator(text_vocab(m), options_of(m).emb_dim, m.d_width, options_of(m).kernels, m.d_norm)
 
 
 MODELS.register("gumbel", options=GumbelOptions)(ModelFamily(
