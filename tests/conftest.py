@@ -1,4 +1,5 @@
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -38,3 +39,14 @@ def one_line_error(r: subprocess.CompletedProcess, *fragments: str) -> None:
 @pytest.fixture
 def tiny_overrides():
     return list(TINY)
+
+
+@pytest.fixture
+def syllable_lines(tmp_path):
+    """A small text file for the text families' tests: 300 lines of one or two made-up syllables."""
+    rng = random.Random(0)
+    syllables = ["ba", "ka", "to", "mi", "ne", "ro"]
+    path = tmp_path / "lines.txt"
+    path.write_text("".join("".join(rng.choice(syllables) for _ in range(rng.randint(1, 2))) + "\n"
+                            for _ in range(300)), encoding="utf-8")
+    return path

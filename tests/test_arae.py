@@ -2,7 +2,6 @@
 exact reconstruction once fitted, the layout of decoded rows), the step (warm-up, joint or frozen autoencoder, every
 loss and penalty on codes), training end to end with exact resume, export and `ganforge sample`, and clear errors
 for what does not apply."""
-import random
 
 import numpy as np
 import pytest
@@ -36,13 +35,8 @@ def _model(**opts) -> ModelConfig:
 
 
 @pytest.fixture
-def lines(tmp_path):
-    rng = random.Random(0)
-    syllables = ["ba", "ka", "to", "mi", "ne", "ro"]
-    path = tmp_path / "lines.txt"
-    path.write_text("".join("".join(rng.choice(syllables) for _ in range(rng.randint(1, 2))) + "\n"
-                            for _ in range(300)), encoding="utf-8")
-    return path
+def lines(syllable_lines):
+    return syllable_lines
 
 
 def _overrides(path, tmp_path) -> list[str]:

@@ -2,7 +2,6 @@
 every loss and penalty on it, training end to end (API and CLI), exact resume, export and `ganforge sample`, the
 tick's text samples in the log and the report, and clear errors for what does not apply."""
 import json
-import random
 
 import pytest
 import torch
@@ -36,13 +35,8 @@ def _model(**kw) -> ModelConfig:
 
 
 @pytest.fixture
-def lines(tmp_path):
-    rng = random.Random(0)
-    syllables = ["ba", "ka", "to", "mi", "ne", "ro"]
-    path = tmp_path / "lines.txt"
-    path.write_text("".join("".join(rng.choice(syllables) for _ in range(rng.randint(1, 2))) + "\n"
-                            for _ in range(300)), encoding="utf-8")
-    return path
+def lines(syllable_lines):
+    return syllable_lines
 
 
 def _overrides(path, tmp_path) -> list[str]:
