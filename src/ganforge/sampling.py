@@ -33,6 +33,7 @@ from .data.base import Data, class_frequencies, from_model_range, n_classes_of
 from .data.tokenize import Tokenizer, tokenizer_from_dict
 from .errors import GanforgeError
 from .inversion import Projection, as_model_input, project, to_projection
+from .metrics.text import set_run_loader
 from .models import PRIORS, build_encoder, build_generator, check_truncation, sample_prior
 from .utils.device import pick_device
 from .utils.files import atomic_write, read_json, write_json, write_npz
@@ -468,3 +469,6 @@ def _save_text(lines: list[str], out: Path) -> Path:
     else:
         raise GanforgeError(f"--out {str(out)!r}: text samples go to a .txt file (one per line) or a .npz")
     return out
+
+
+set_run_loader(load)  # the code-space metric's judge is an exported generator (metrics/text.py code_fd)

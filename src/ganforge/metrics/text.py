@@ -323,11 +323,30 @@ class CodeFdOptions:
     run: str = ""   # an `arae` run (directory) of the same data: its autoencoder's code space is where FD is taken
 
 
-@functools.lru_cache(maxsize=4)
+# code_fd's judge is a trained `arae` generator. Loading an exported generator is the sampling layer's job, above
+# this one, so ganforge.sampling hands its loader in when it is imported (set_run_loader): ganforge.evaluate, `ganforge
+# eval` and training all import it.
+_RUN_LOADER: list = []
+
+
+def set_run_loader(load) -> None:
+    """Called by ganforge.sampling: `load(run_dir) -> Generator` for code_fd's judge run."""
+    _RUN_LOADER[:] = [load]
+
+
 def _coder(run: str):
-    from ..sampling import load  # the metric's network is a trained generator's encoder (import: no cycle)
+    if not _RUN_LOADER:
+        raise GanforgeError("metrics.code_fd: loading its judge run needs ganforge.sampling; call ganforge.evaluate "
+                            "or `ganforge eval`, or import ganforge.sampling first")
+    gdir = Path(run) / "generator"
+    stamp = (gdir / "model.safetensors").stat().st_mtime_ns if (gdir / "model.safetensors").is_file() else 0
+    return _cached_coder(run, stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_coder(run: str, stamp: int):  # stamp: the weights file's mtime, so a re-exported run is read again
     try:
-        g = load(run, device="cpu")
+        g = _RUN_LOADER[0](run)
     except GanforgeError as e:
         raise GanforgeError(f"metrics.code_fd.run: {e}") from None
     if g.kind != "text" or not hasattr(g.net, "encode_text"):
