@@ -273,7 +273,7 @@ class Generator:
         length = self.shape[0]
         ids = self.tokenizer.pad([p[:length - 1] for p in self.tokenizer.pieces(list(lines))], length)
         if not len(ids):
-            return np.zeros((0, self.net.mlp[-1].out_features), np.float32)
+            return np.zeros((0, net.code_dim), np.float32)
         return torch.cat([net.encode_text(ids[i: i + batch].to(self.device)).float().cpu()
                           for i in range(0, len(ids), batch)]).numpy()
 
@@ -283,7 +283,7 @@ class Generator:
         `encode_text`, or mixtures of them), decoded greedily as its samples are."""
         net = self._autoencoder()
         c = torch.as_tensor(np.asarray(codes), dtype=torch.float32)
-        dim = net.mlp[-1].out_features
+        dim = net.code_dim
         if c.ndim != 2 or c.shape[1] != dim:
             raise GanforgeError(f"codes have shape {tuple(c.shape)}; this generator's codes are [N, {dim}]")
         ids = [from_model_range(net.decode(c[i: i + batch].to(self.device)), "text").cpu()

@@ -88,7 +88,7 @@ class AraeGenerator(nn.Module):
 
     def __init__(self, z_dim: int, vocab: int, length: int, width: int, depth: int, o: AraeOptions):
         super().__init__()
-        self.vocab, self.length = vocab, length
+        self.vocab, self.length, self.code_dim = vocab, length, o.code_dim
         self.ae_kimg, self.ae_joint, self.code_noise = o.ae_kimg, o.ae_joint, o.code_noise
         layers: list[nn.Module] = []
         d = z_dim
