@@ -57,7 +57,11 @@ def test_sampling_a_class(run, tmp_path):
     assert r.returncode == 0, r.stderr
     r = run_cli("eval", str(run), "--n", "300", "--json", str(tmp_path / "e.json"))
     assert r.returncode == 0, r.stderr
-    assert {"class_acc", "class_fd", "domain_fd", "class_kl"} <= set(json.loads((tmp_path / "e.json").read_text()))
+    e = json.loads((tmp_path / "e.json").read_text())
+    assert {"class_acc", "class_fd", "domain_fd", "class_kl"} <= set(e)
+    per = e["class_acc"]["protocol"]["per_class"]  # the sample accuracy class by class, beside the real one
+    assert len(per) == 10 and all(0 <= v["samples"] <= 1 and 0 <= v["real"] <= 1 for v in per.values())
+    assert min(v["samples"] for v in per.values()) == e["class_acc"]["values"]["worst_class_acc"]
 
 
 def test_conditional_resume_is_exact(tmp_path):

@@ -41,6 +41,12 @@ def test_training_is_deterministic_and_leaves_the_global_rng_alone():
     assert torch.equal(f1["feat"], f2["feat"]) and torch.equal(f1["logits"], f2["logits"])
     assert f1["feat"].shape == (60, domain.FEATURE_DIM) and f1["logits"].shape == (60, 3)
     assert info1["accuracy"] == info2["accuracy"] and info1["n_val"] == 6 and info1["steps"] == 24
+    per = info1["class_accuracy"]  # on the 6 held-out images; weighted by their class counts = the accuracy
+    counts = torch.bincount(d.labels[domain._split(len(d.x), torch.Generator().manual_seed(1))[0]], minlength=3)
+    assert [a is None for a in per] == [int(n) == 0 for n in counts]  # a class with no held-out image: None
+    assert sum(a * int(n) for a, n in zip(per, counts) if n) / int(counts.sum()) == pytest.approx(info1["accuracy"])
+    # a cached classifier from before `class_accuracy` gets the same numbers recomputed from its seed's split
+    assert domain.held_out_class_accuracy(net1, d.x, d.labels, 3, seed=1) == per
     net3, _ = domain.train_domain_classifier(d.x, d.labels, 3, seed=2)
     assert not torch.equal(domain.domain_features(net3, d.x)["feat"], f1["feat"])
 

@@ -92,9 +92,8 @@ def _train(x: torch.Tensor, labels: torch.Tensor, n_classes: int, seed: int,
            device: torch.device, min_steps: int | None = None) -> tuple[DomainNet, dict]:
     t0 = time.time()
     g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(len(x), generator=g)[:MAX_TRAIN]
-    n_val = len(idx) // 10
-    val, tr = idx[:n_val], idx[n_val:]
+    val, tr = _split(len(x), g)
+    n_val = len(val)
     steps_per_epoch = math.ceil(len(tr) / BATCH)
     epochs = min(MAX_EPOCHS, max(EPOCHS, math.ceil((min_steps or MIN_STEPS) / steps_per_epoch)))
     with torch.random.fork_rng(devices=[]):  # seed the init without touching the caller's RNG
@@ -115,13 +114,33 @@ def _train(x: torch.Tensor, labels: torch.Tensor, n_classes: int, seed: int,
             loss.backward()
             opt.step()
     net = net.cpu().to(memory_format=torch.contiguous_format).eval().requires_grad_(False)
-    acc = float("nan")
-    if n_val:
-        pred = domain_features(net, x[val])["logits"].argmax(1)
-        acc = float((pred == labels[val].long().cpu()).double().mean())
-    info = dict(accuracy=acc, n_train=len(tr), n_val=n_val, epochs=epochs, steps=epochs * steps_per_epoch,
-                seconds=round(time.time() - t0, 2))
+    acc, per = _accuracy(net, x[val], labels[val], n_classes)
+    info = dict(accuracy=acc, class_accuracy=per, n_train=len(tr), n_val=n_val, epochs=epochs,
+                steps=epochs * steps_per_epoch, seconds=round(time.time() - t0, 2))
     return net, info
+
+
+def _split(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The seed's draw of at most MAX_TRAIN of n images -> (held-out tenth, training rest), as indices."""
+    idx = torch.randperm(n, generator=g)[:MAX_TRAIN]
+    return idx[:len(idx) // 10], idx[len(idx) // 10:]
+
+
+def _accuracy(net: DomainNet, x: torch.Tensor, labels: torch.Tensor, n_classes: int) -> tuple[float, list]:
+    """-> (accuracy, [accuracy on each class's images, None for a class with none]); nan when x is empty."""
+    if not len(x):
+        return float("nan"), [None] * n_classes
+    y = labels.long().cpu()
+    hit = (domain_features(net, x)["logits"].argmax(1) == y).double()
+    return float(hit.mean()), [float(hit[y == c].mean()) if (y == c).any() else None for c in range(n_classes)]
+
+
+def held_out_class_accuracy(net: DomainNet, x: torch.Tensor, labels: torch.Tensor, n_classes: int,
+                            seed: int) -> list:
+    """The per-class accuracy on the held-out images of the classifier trained with `seed` on (x, labels): for a
+    cached classifier whose JSON predates `class_accuracy`."""
+    val, _ = _split(len(x), torch.Generator().manual_seed(seed))
+    return _accuracy(net, x[val], labels[val], n_classes)[1]
 
 
 def domain_classifier(x: torch.Tensor, labels: torch.Tensor, n_classes: int, data_key: str = "", seed: int = 0,

@@ -190,11 +190,14 @@ def _class_acc(inp: Inputs) -> tuple[dict[str, float], dict]:
     pred = inp.fake["logits"].argmax(1)
     hit = (pred == inp.fake_labels.cpu()).double()
     k = domain.n_classes_of(inp.data.labels, inp.data.class_names)
-    per = [float(hit[inp.fake_labels.cpu() == c].mean()) for c in range(k) if (inp.fake_labels == c).any()]
+    names = inp.data.class_names or [str(c) for c in range(k)]
+    per = {names[c]: float(hit[inp.fake_labels.cpu() == c].mean()) for c in range(k) if (inp.fake_labels == c).any()}
     acc = float(inp.space.protocol.get("classifier_accuracy", float("nan")))
-    return dict(class_acc=float(hit.mean()), real_acc=acc, worst_class_acc=min(per)), dict(
+    real = inp.space.protocol.get("classifier_class_accuracy") or [None] * k
+    return dict(class_acc=float(hit.mean()), real_acc=acc, worst_class_acc=min(per.values())), dict(
         real_acc="the classifier's accuracy on held-out real images (the ceiling to compare with)",
-        worst_class_acc=f"the lowest per-class accuracy over the {len(per)} classes generated")
+        worst_class_acc=f"the lowest per-class accuracy over the {len(per)} classes generated",
+        per_class={n: dict(samples=a, real=real[names.index(n)]) for n, a in per.items()})
 
 
 def _class_fd(inp: Inputs) -> tuple[dict[str, float], dict]:
@@ -292,7 +295,9 @@ def _domain_space(real: Data, ctx: SpaceContext) -> Space:
     net, info = domain.domain_classifier(real.x, labels, k, ctx.data_key, DOMAIN_SEED, ctx.store, ctx.device)
     proto = dict(features=f"domain classifier ({domain.ARCH}) penultimate, {domain.FEATURE_DIM}-d",
                  classifier=info["key"], classifier_accuracy=info["accuracy"], classifier_seed=info["seed"],
-                 classifier_epochs=info["epochs"], classifier_n_train=info["n_train"])
+                 classifier_epochs=info["epochs"], classifier_n_train=info["n_train"],
+                 classifier_class_accuracy=info.get("class_accuracy")
+                 or domain.held_out_class_accuracy(net, real.x, labels, k, info["seed"]))
 
     def extract(x: torch.Tensor) -> FeatureDict:
         if tuple(x.shape[1:]) != tuple(real.x.shape[1:]):
