@@ -142,3 +142,21 @@ def test_the_ceiling_and_mfu_use_the_fastest_precision_the_machine_has(peaks, be
     gflop, ceiling = float(cells[6]), float(cells[7].rstrip("x"))
     assert ceiling == pytest.approx(peaks[best] / (gflop * 1e9) / ref_speed, rel=0.02)   # rounding of the printout
     assert mfu == pytest.approx(speed * gflop * 1e9 / peaks[best], rel=0.02, abs=2e-4)
+
+
+def test_budget_benchmark_runs_both_systems_and_resumes(tmp_path):
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "budget.py"), "digits", "--minutes", "0.05", "--threads", "1",
+           "--n", "300", "--out", str(tmp_path), "--plot", str(tmp_path / "p.png"),
+           "--set", "train.tick_kimg=1", "--set", "train.metrics=[]"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    import json
+
+    rows = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["system"] for r in rows) == ["ganforge", "reference"]
+    for row in rows:  # both judged by the same metrics, on the digits' 16x16 shape (the reference's 32x32 resized)
+        assert row["domain_fd"] > 0 and row["class_kl"] >= 0 and row["kimg"] > 0 and row["threads"] == 1
+    assert "| digits | 1 | 0.05 | reference | 1 |" in r.stdout and (tmp_path / "p.png").stat().st_size > 1000
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stdout + r.stderr  # the rows are there: nothing is trained again
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 2 and '"system"' not in r.stdout
