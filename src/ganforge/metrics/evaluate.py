@@ -191,13 +191,13 @@ def _class_acc(inp: Inputs) -> tuple[dict[str, float], dict]:
     hit = (pred == inp.fake_labels.cpu()).double()
     k = domain.n_classes_of(inp.data.labels, inp.data.class_names)
     names = inp.data.class_names or [str(c) for c in range(k)]
-    per = {names[c]: float(hit[inp.fake_labels.cpu() == c].mean()) for c in range(k) if (inp.fake_labels == c).any()}
+    per = {c: float(hit[inp.fake_labels.cpu() == c].mean()) for c in range(k) if (inp.fake_labels == c).any()}
     acc = float(inp.space.protocol.get("classifier_accuracy", float("nan")))
     real = inp.space.protocol.get("classifier_class_accuracy") or [None] * k
     return dict(class_acc=float(hit.mean()), real_acc=acc, worst_class_acc=min(per.values())), dict(
         real_acc="the classifier's accuracy on held-out real images (the ceiling to compare with)",
         worst_class_acc=f"the lowest per-class accuracy over the {len(per)} classes generated",
-        per_class={n: dict(samples=a, real=real[names.index(n)]) for n, a in per.items()})
+        per_class={names[c]: dict(samples=a, real=real[c]) for c, a in per.items()})
 
 
 def _class_fd(inp: Inputs) -> tuple[dict[str, float], dict]:
