@@ -176,3 +176,55 @@ def test_image_families_run_under_bf16_autocast(arch):
         out = D(G(torch.randn(4, 8)))
     out.float().sum().backward()
     assert out.shape == (4,) and torch.isfinite(out.float()).all()
+
+
+def _small_d(arch, conditional):
+    fam = MODELS.get(arch)
+    if fam.kind == "image":
+        m = ModelConfig(arch=arch, z_dim=8, g_width=8, d_width=8, g_norm=fam.g_norms[-1], d_norm=fam.d_norms[0],
+                        mbstd=2 if fam.mbstd else 0, conditional=conditional)
+        shape = (3, 16, 16)
+    elif fam.kind == "vector":
+        m, shape = ModelConfig(arch=arch, z_dim=3, g_width=16, d_width=16, depth=2, conditional=conditional), (5,)
+    else:
+        defaults = dataclasses.asdict(MODELS.options(arch)()) if MODELS.options(arch) else {}
+        m = ModelConfig(arch=arch, z_dim=5, g_width=8, d_width=8, g_norm=fam.g_norms[0], d_norm=fam.d_norms[0],
+                        options={**defaults, "vocab": 9})
+        shape = (6,)
+    G, D = build_models(m, shape, fam.kind, n_classes=3 if conditional else 0)
+    z = torch.randn(4, m.z_dim)
+    c = torch.tensor([0, 1, 2, 0]) if conditional else None
+    with torch.no_grad():
+        x = (G(z, c) if conditional else G.eval()(z) if fam.kind == "text" else G(z)).detach()
+    if fam.kind == "text" and fam.latent:
+        x = G.train().real_codes(x.argmax(-1)).detach()
+    return D, x, c
+
+
+@pytest.mark.parametrize("arch,conditional", [(a, False) for a in MODELS.names()]
+                         + [(a, True) for a in _families("image") + _families("vector")])
+def test_every_d_gives_float32_logits_under_autocast(arch, conditional):
+    """D's last layer runs in float32 under bf16 autocast (models.layers.float_logits): the logits equal the head
+    applied in float32 to the (bf16) features, and two logits near -140, where bf16 steps by 1.0, still differ by
+    what float32 says, which a relativistic loss (differences only) needs."""
+    D, x, c = _small_d(arch, conditional)
+    run = (lambda inp: D(inp, c)) if conditional else D
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = run(x)
+        f = D.D.features(x) if conditional else D.features(x)
+    assert out.dtype == torch.float32 and out.shape == (4,)
+    head = D.D.head if conditional else D.head
+    with torch.no_grad():
+        ref = head(f.float())
+        if conditional:
+            ref = ref + (D.embed(c) * f.flatten(1).float()).sum(1)
+    torch.testing.assert_close(out, ref)
+    # the drift case: shift every logit by -140 through the last layer's bias; differences keep float32 precision
+    last = [mod for mod in D.modules() if isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d))][-1]
+    if last.bias is None:
+        last.bias = torch.nn.Parameter(torch.zeros(last.out_channels if hasattr(last, "out_channels") else 1))
+    with torch.no_grad():
+        last.bias.add_(-140.0)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            shifted = run(x)
+    torch.testing.assert_close(shifted - shifted[0], out - out[0], atol=1e-3, rtol=0)

@@ -11,7 +11,7 @@ from torch import nn
 
 from ..errors import GanforgeError
 from .base import MODELS, ModelFamily, dcgan_init, maybe_sn, norm2d
-from .layers import MinibatchStd
+from .layers import MinibatchStd, float_logits
 
 
 def plan(h: int, w: int) -> tuple[int, int, int]:
@@ -73,7 +73,7 @@ class DCGANDiscriminator(nn.Module):
         return self.main[:-1](x)
 
     def head(self, f: torch.Tensor) -> torch.Tensor:      # -> [N] (or [N, out])
-        y = self.main[-1](f).flatten(1)
+        y = float_logits(self.main[-1], f).flatten(1)
         return y.squeeze(1) if self.out == 1 else y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, pack*C, H, W] -> [N] (or [N, out])

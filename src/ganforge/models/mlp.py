@@ -6,7 +6,7 @@ from torch import nn
 
 from ..errors import GanforgeError
 from .base import MODELS, ModelFamily, maybe_sn
-from .layers import MinibatchStd
+from .layers import MinibatchStd, float_logits
 
 
 class MLPGenerator(nn.Module):
@@ -52,7 +52,7 @@ class MLPDiscriminator(nn.Module):
         return self.net[:-1](x)
 
     def head(self, f: torch.Tensor) -> torch.Tensor:
-        y = self.net[-1](f)
+        y = float_logits(self.net[-1], f)
         return y.squeeze(1) if self.out == 1 else y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, pack * D] -> [N] (or [N, out])

@@ -30,7 +30,7 @@ from torch import nn
 from ..errors import GanforgeError
 from .base import MODELS, ModelFamily
 from .dcgan import _img, plan
-from .layers import MinibatchStd
+from .layers import MinibatchStd, float_logits
 
 SLOPE = 0.2
 
@@ -151,7 +151,7 @@ class R3GANDiscriminator(nn.Module):
         return _act(self.basis(h)).flatten(1)
 
     def head(self, f: torch.Tensor) -> torch.Tensor:
-        y = self.fc(f)
+        y = float_logits(self.fc, f)
         return y.squeeze(1) if self.out == 1 else y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

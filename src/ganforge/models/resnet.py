@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import MODELS, ModelFamily, maybe_sn, norm2d
-from .layers import MinibatchStd
+from .layers import MinibatchStd, float_logits
 from .dcgan import _img, plan
 
 
@@ -81,7 +81,7 @@ class ResNetDiscriminator(nn.Module):
         return h.sum(dim=(2, 3))
 
     def head(self, f: torch.Tensor) -> torch.Tensor:
-        y = self.fc(f)
+        y = float_logits(self.fc, f)
         return y.squeeze(1) if self.out == 1 else y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, pack*C, H, W] -> [N] (or [N, out])

@@ -33,6 +33,7 @@ from ..data.tokenize import EOS, PAD
 from ..errors import GanforgeError
 from ..schedules import BETA_SCHEDULES, inverse_temperature
 from .base import MODELS, ModelFamily, maybe_sn
+from .layers import float_logits
 
 
 @dataclass
@@ -167,7 +168,7 @@ class TextCNNDiscriminator(nn.Module):
         return F.leaky_relu(self.hidden(torch.cat(pooled, 1)), 0.2)
 
     def head(self, f: torch.Tensor) -> torch.Tensor:
-        return self.out(f).squeeze(1)
+        return float_logits(self.out, f).squeeze(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
