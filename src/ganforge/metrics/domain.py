@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import GanforgeError
+from ..utils.device import bf16_native
 from .features import cached_network, digest, safe_name, tensor_sha256
 
 ARCH = "ganforge-domain-cnn-v1"
@@ -100,6 +101,9 @@ def _train(x: torch.Tensor, labels: torch.Tensor, n_classes: int, seed: int,
         torch.manual_seed(seed)
         net = DomainNet(x.shape[1], n_classes)
     net = net.to(device, memory_format=torch.channels_last)  # channels_last + bf16: 2-4x faster on CPU here
+    # bf16 only where the hardware has it: elsewhere (an AVX2-only EPYC) torch emulates it, and 3 epochs took
+    # over 5 minutes instead of 47 s
+    use_bf16 = bf16_native(device)
     opt = torch.optim.Adam(net.parameters(), lr=LR)
     xs, ys = x[tr], labels[tr].long()
     net.train()
@@ -108,7 +112,7 @@ def _train(x: torch.Tensor, labels: torch.Tensor, n_classes: int, seed: int,
         for s in range(0, len(tr), BATCH):
             b = perm[s:s + BATCH]
             xb = xs[b].to(device).contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 loss = F.cross_entropy(net(xb)[1].float(), ys[b].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
