@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -43,6 +42,7 @@ import ganforge  # noqa: E402
 from ganforge.components import resolve  # noqa: E402
 from ganforge.data import build_dataset  # noqa: E402
 from ganforge.evaluation import evaluate_target  # noqa: E402
+from ganforge.utils.device import cpu_description  # noqa: E402
 
 METRICS = ["domain_fd", "class_kl"]
 SIZE, LATENT, BATCH = 32, 100, 64
@@ -181,16 +181,6 @@ def reference_samples(G: nn.Module, n: int, shape: tuple[int, int, int], seed: i
     return np.stack(out)
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def run_one(system: str, preset: str, minutes: float, seed: int, out: Path, n: int, overrides: list[str]) -> dict:
     cfg = resolve(preset, overrides)
     data_over = [f"data.name={cfg.data.name}", f"data.resolution={cfg.data.resolution}"]
@@ -218,7 +208,7 @@ def run_one(system: str, preset: str, minutes: float, seed: int, out: Path, n: i
     res = evaluate_target(target, METRICS, n=n, seed=0, data_overrides=over)
     vals = {k: v for r in res.values() for k, v in r.values.items()}
     return dict(system=system, preset=preset, threads=torch.get_num_threads(), minutes=minutes, seed=seed,
-                kimg=round(kimg, 1), wall_s=round(wall, 1), n=n, cpu=cpu_name(), **vals)
+                kimg=round(kimg, 1), wall_s=round(wall, 1), n=n, cpu=cpu_description(), **vals)
 
 
 def summarise(rows: list[dict]) -> None:
@@ -292,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
     rows = [json.loads(x) for x in results.read_text().splitlines()] if results.exists() else []
-    print(f"# {cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}", flush=True)
+    print(f"# {cpu_description()}, {torch.get_num_threads()} threads, torch {torch.__version__}", flush=True)
     for minutes in [float(m) for m in a.minutes.split(",") if m]:
         for seed in [int(s) for s in a.seeds.split(",")]:
             for system in systems:

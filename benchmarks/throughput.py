@@ -29,7 +29,6 @@ on that machine.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
@@ -46,6 +45,7 @@ from ganforge.data import Data  # noqa: E402
 from ganforge.training.device import resolve_precision  # noqa: E402
 from ganforge.training.state import setup  # noqa: E402
 from ganforge.training.step import train_step  # noqa: E402
+from ganforge.utils.device import cpu_description  # noqa: E402
 from ganforge.utils.stats import Stats  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------------
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if not variants:
         p.error(f"--variants: name at least one of {', '.join(VARIANTS)}")
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_description()
     peak, peak_name, peaks = machine_peak(device, 256 if a.quick else (8192 if device.type == "cuda" else 2048))
     print(f"device: {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} CPU threads; "
           f"matmul peaks measured: {', '.join(f'{k} {v / 1e12:.3f}' for k, v in peaks.items())} TFLOP/s; "

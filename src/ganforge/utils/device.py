@@ -35,3 +35,33 @@ def bf16_native(device: torch.device) -> bool:
         probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # private, hence the getattr
         return any(getattr(torch.cpu, f, lambda: False)() for f in probes)
     return False
+
+
+def cpu_description() -> str:
+    """The CPU as benchmark tables name it: the model name, its family/model numbers (cloud CPUs often report
+    only "AMD EPYC") and the instructions that decide ganforge's speed, e.g. "AMD EPYC (family 25 model 1;
+    AVX2, no AVX512, no native bf16)"."""
+    import platform
+
+    name, family, model, flags = platform.processor() or platform.machine(), "", "", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key, value = key.strip(), value.strip()
+                if key == "model name":
+                    name = value
+                elif key == "cpu family":
+                    family = value
+                elif key == "model":
+                    model = value
+                elif key == "flags":
+                    flags = set(value.split())
+                    break  # the first processor's entry is enough
+    except OSError:
+        pass
+    isa = ("AMX" if "amx_tile" in flags else "AVX512-BF16" if "avx512_bf16" in flags
+           else "AVX512, no native bf16" if "avx512f" in flags else "AVX2, no AVX512, no native bf16"
+           if "avx2" in flags else "")
+    detail = "; ".join(x for x in (f"family {family} model {model}" if family else "", isa) if x)
+    return f"{name} ({detail})" if detail else name
