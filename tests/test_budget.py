@@ -72,3 +72,96 @@ def test_a_budgeted_run_completes_its_schedules(tmp_path):
     assert 2e-4 * 0.1 <= lr_last <= 2e-4 * (1 - 0.9 * clocks[-2] / 500) + 1e-12
     assert all(r["sched_kimg"] >= r["kimg"] for r in ticks)
     assert ticks[-1]["noise_std"] == 0.0
+
+
+# ---- budget-aware presets: train.fit_budget -------------------------------------------------------------------
+
+def _speeds(table):
+    """A stub speed probe: img/s by (width, batch), recording the order of the calls."""
+    calls = []
+
+    def speed(changes):
+        calls.append(changes)
+        return table[(changes.get("model.g_width", 64), changes.get("train.batch", 128))]
+    return speed, calls
+
+
+def _fashion(**over):
+    from ganforge.components import resolve
+    return resolve("fashion", [f"{k}={v}" for k, v in over.items()])
+
+
+FAST = {(64, 128): 2000.0, (64, 64): 1900.0, (32, 64): 5000.0, (32, 32): 4000.0}
+SLOW = {(64, 128): 550.0, (64, 64): 540.0, (32, 64): 1350.0, (32, 32): 1130.0}
+
+
+def test_a_fast_machine_keeps_the_preset_after_one_probe():
+    from ganforge.recipes import fit_to_budget
+    cfg = _fashion()
+    speed, calls = _speeds(FAST)
+    notes = fit_to_budget(cfg, set(), 10, speed)  # 2000 img/s * 600 s = 1.2M images, capped at 800k: 6250 steps
+    assert len(calls) == 1 and (cfg.model.g_width, cfg.train.batch) == (64, 128)
+    assert "the preset's own width and batch" in notes[0] and "6,250 G steps" in notes[0]
+
+
+def test_a_slow_machine_takes_the_most_capable_candidate_that_makes_the_steps():
+    from ganforge.recipes import BUDGET_STEPS, fit_to_budget
+    cfg = _fashion()
+    speed, calls = _speeds(SLOW)
+    notes = fit_to_budget(cfg, set(), 10, speed)  # 540 * 600 / 64 = 5063 steps < 6000; 1350 * 600 = 810k images, capped at 800k: 12,500 steps
+    assert BUDGET_STEPS == 6000 and len(calls) == 3  # stops at the first candidate that makes the steps
+    assert (cfg.model.g_width, cfg.model.d_width, cfg.train.batch) == (32, 32, 64)
+    assert notes[0].startswith("model.g_width=32, model.d_width=32, train.batch=64: a 10-minute budget at 1,350 "
+                               "img/s") and "12,500 G steps" in notes[0]
+
+
+def test_when_no_candidate_makes_the_steps_the_one_with_the_most_steps_wins():
+    from ganforge.recipes import fit_to_budget
+    cfg = _fashion()
+    speed, calls = _speeds(SLOW)
+    notes = fit_to_budget(cfg, set(), 1, speed)  # 1 minute: 1350*60/64 = 1266 steps; 1130*60/32 = 2119 steps
+    assert len(calls) == 4 and (cfg.model.g_width, cfg.train.batch) == (32, 32)
+    assert "no candidate reaches the 6,000 steps" in notes[0] and "2,119 G steps" in notes[0]
+
+
+def test_keys_the_user_set_are_kept():
+    from ganforge.recipes import budget_candidates, fit_to_budget
+    cfg = _fashion(**{"train.batch": 128})
+    cands = budget_candidates(cfg, {"train.batch"})
+    assert all("train.batch" not in c for c in cands) and len(cands) == 2  # widths 64 and 32 only
+    speed, _ = _speeds({**SLOW, (32, 128): 1400.0})
+    fit_to_budget(cfg, {"train.batch"}, 1, speed)
+    assert (cfg.model.g_width, cfg.train.batch) == (32, 128)
+
+
+def test_the_probe_measures_without_touching_the_run(tmp_path):
+    """probe_speed trains a throw-away copy: the config and the global RNG are as before, the speed positive."""
+    import torch
+
+    from ganforge.components import resolve
+    from ganforge.data import build_dataset
+    from ganforge.training.probe import probe_speed
+    cfg = resolve("digits", TINY)
+    data = build_dataset(cfg.data)
+    before = torch.get_rng_state()
+    img_s = probe_speed(cfg, data, torch.device("cpu"), {"model.g_width": 4, "train.batch": 8}, seconds=0.05)
+    assert img_s > 0 and torch.equal(torch.get_rng_state(), before)
+    assert (cfg.model.g_width, cfg.train.batch) == (8, 16)
+
+
+def test_a_budget_aware_run_records_its_choice_and_spends_the_probe_from_the_budget(tmp_path):
+    over = [o for o in TINY if not o.startswith(("model.g_width", "model.d_width", "train.batch"))]
+    run = ganforge.train("digits", overrides=over + ["train.fit_budget=true", "train.kimg=500"],
+                         out=tmp_path / "fit", minutes=0.05, progress=False)
+    events = [json.loads(line) for line in open(run / "log.jsonl")]
+    choice = next(e for e in events if e["event"] == "preset")["choices"]
+    assert len(choice) == 1 and "-minute budget at" in choice[0] and "probe: width" in choice[0]
+    ck = load_checkpoint(list_checkpoints(run)[-1])
+    assert 0 < ck["budget"]["seconds"] < 3.0  # 0.05 minutes = 3 s, less the probe's time
+    saved = ck["config"]
+    assert (saved["model"]["g_width"], saved["train"]["batch"]) in {(w, b) for w in (32, 16) for b in (64, 32)}
+    # a resume keeps what was chosen (the config is the checkpoint's) and probes nothing
+    again = ganforge.train(resume=run, overrides=["train.kimg=600"], out=tmp_path / "more", progress=False,
+                           minutes=0.02)
+    assert load_checkpoint(list_checkpoints(again)[-1])["config"]["model"] == saved["model"]
+    assert not any(e["event"] == "preset" for e in map(json.loads, open(again / "log.jsonl")))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from PIL import Image
@@ -166,3 +167,71 @@ def adapt_to_folder(cfg: Config, user_keys: set[str], device: str = "auto", minu
         notes.append(f"warning: {s.unreadable} of the surveyed files could not be read; the loader will stop at "
                      "the first unreadable one (or skip them with --set data.skip_corrupt=true)")
     return notes
+
+
+# ---- budget-aware presets (train.fit_budget) ------------------------------------------------------------------
+# Under --minutes every schedule already follows the budget (ganforge.training.budget). What else a budget decides
+# is how many optimisation steps it buys: on Fashion-MNIST a DCGAN's quality follows its number of G steps far more
+# than its width or batch (docs/benchmarks.md, "Quality per minute"). So the rule measures, and takes the most
+# capable configuration that still makes BUDGET_STEPS steps in the budget; when none does, the one making the most.
+BUDGET_STEPS = 6000
+# (width factor, batch factor) relative to the preset, most capable first; widths and batches floored at the mins
+BUDGET_CANDIDATES = ((1.0, 1.0), (1.0, 0.5), (0.5, 0.5), (0.5, 0.25))
+BUDGET_MIN_WIDTH, BUDGET_MIN_BATCH = 16, 32
+PROBE_SHARE = 0.01  # each candidate's probe takes at most this share of the budget (and at most 1.5 s)
+
+
+def probe_seconds(minutes: float) -> float:
+    return min(1.5, PROBE_SHARE * 60.0 * minutes)
+
+
+def budget_candidates(cfg: Config, user_keys: set[str]) -> list[dict]:
+    """The configurations the rule may choose among, as {key: value} changes; keys the user set stay as set."""
+    m, t = cfg.model, cfg.train
+    out: list[dict] = []
+    for wf, bf in BUDGET_CANDIDATES:
+        c = {"model.g_width": max(BUDGET_MIN_WIDTH, int(m.g_width * wf)),
+             "model.d_width": max(BUDGET_MIN_WIDTH, int(m.d_width * wf)),
+             "train.batch": max(min(BUDGET_MIN_BATCH, t.batch), int(t.batch * bf))}
+        c = {k: v for k, v in c.items() if k not in user_keys}
+        if c not in out:
+            out.append(c)
+    return out
+
+
+def fit_to_budget(cfg: Config, user_keys: set[str], minutes: float, speed: Callable[[dict], float]) -> list[str]:
+    """Choose width and batch for a --minutes budget from measured speeds; returns one line per choice.
+
+    speed(changes) -> training images per second of `cfg` with `changes` applied (ganforge.training.probe): probed
+    in order, stopping at the first candidate that makes BUDGET_STEPS steps, so a fast machine probes once."""
+    budget_s = 60.0 * minutes
+    cap = cfg.train.kimg * 1000.0  # a machine fast enough reaches train.kimg first: the preset as it is
+    seen: list[tuple[dict, float, float]] = []
+    for c in budget_candidates(cfg, user_keys):
+        img_s = speed(c)
+        batch = c.get("train.batch", cfg.train.batch)
+        steps = min(img_s * budget_s, cap) / batch
+        seen.append((c, img_s, steps))
+        if steps >= BUDGET_STEPS:
+            break
+    chosen, img_s, steps = next((s for s in seen if s[2] >= BUDGET_STEPS), max(seen, key=lambda s: s[2]))
+    probed = "; ".join(f"{_short(c, cfg)} {v:,.0f} img/s" for c, v, _ in seen)
+    why = (f"a {minutes:g}-minute budget at {img_s:,.0f} img/s (probe: {probed}) buys ~{steps:,.0f} G steps"
+           + (f", at least the {BUDGET_STEPS:,} that" if steps >= BUDGET_STEPS else
+              f": no candidate reaches the {BUDGET_STEPS:,} steps that") + " the preset's quality needs")
+    notes = []
+    for key, value in chosen.items():
+        if value != _get(cfg, key):
+            set_key(cfg, key, value, where="budget-aware preset")
+            notes.append(f"{key}={value}")
+    return [", ".join(notes) + f": {why}"] if notes else [f"the preset's own width and batch: {why}"]
+
+
+def _get(cfg: Config, key: str):
+    sec, name = key.split(".")
+    return getattr(getattr(cfg, sec), name)
+
+
+def _short(c: dict, cfg: Config) -> str:
+    w = c.get("model.g_width", cfg.model.g_width)
+    return f"width {w} batch {c.get('train.batch', cfg.train.batch)}"

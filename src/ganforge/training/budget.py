@@ -36,10 +36,11 @@ class Budget:
     from_nimg: int    # the schedule clock when it began
 
 
-def start_budget(state, minutes: float | None) -> None:
-    """Set `state.budget` for this session: a new one for --minutes, the checkpoint's unfinished one otherwise."""
+def start_budget(state, minutes: float | None, spent_s: float = 0.0) -> None:
+    """Set `state.budget` for this session: a new one for --minutes, the checkpoint's unfinished one otherwise.
+    spent_s: seconds of the budget already used before training began (a budget-aware preset's speed probe)."""
     if minutes is not None:
-        state.budget = Budget(60.0 * minutes, state.train_time, state.sched_nimg)
+        state.budget = Budget(max(60.0 * minutes - spent_s, 1.0), state.train_time, state.sched_nimg)
     elif state.budget is not None and time_fraction(state.budget, state.train_time) >= 1.0:
         state.budget = None  # a finished budget: the resumed run continues by images (train.kimg)
 

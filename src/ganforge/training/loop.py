@@ -18,11 +18,12 @@ from pathlib import Path
 import torch
 
 from ..components import from_artefact, resolve, validate
-from ..config import Config, apply_overrides
+from ..config import Config, apply_overrides, parse_override
 from ..data import build_dataset, cache_dir, data_key
 from ..data.text import heldout_part
 from ..errors import GanforgeError
 from ..metrics import check_metrics, evaluate
+from ..recipes import fit_to_budget, probe_seconds
 from ..sampling import draw_labels, export_generator, generate
 from ..schedules import noise_std
 from ..utils import distributed as dist
@@ -31,6 +32,7 @@ from ..utils.stats import Stats
 from .budget import advance_clock, seconds_left, start_budget
 from .checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from .outputs import Outputs
+from .probe import probe_speed
 from .rundir import (check_free, claim_new_run_dir, claim_run_dir, remove_stale_temp_files, resume_target,
                      set_aside_newer)
 from .signals import StopFlag
@@ -57,9 +59,6 @@ def train(config: Config | dict | str | None = None, *, overrides: list[str] | N
         ckpt, ckpt_path, src, run_dir, notes = None, None, None, None, []
         if resume is None:
             cfg = resolve(config, overrides, notes, minutes)  # notes: what a preset that looks at the data chose
-            if notes and progress and dist.is_main():
-                print("\n".join(["folder preset (override any choice with --set KEY=VALUE):"] +
-                                [f"  {n}" for n in notes]), flush=True)
             if out and dist.is_main():
                 check_free(Path(out))  # at once; checked again under the lock, once the data is read
         else:
@@ -74,6 +73,20 @@ def train(config: Config | dict | str | None = None, *, overrides: list[str] | N
         device = dist.device_for_rank(pick_device(cfg.train.device))
         data = build_dataset(cfg.data)
         check_metrics(cfg.train.metrics, data)  # a tick metric that cannot work on this data: say so now
+        probe_s = 0.0
+        if ckpt is None and minutes is not None and cfg.train.fit_budget:  # a budget-aware preset: measure, choose
+            t0 = time.time()
+            if dist.world_size() > 1:  # ranks would measure (and choose) apart: multi-GPU keeps the preset
+                notes.append("train.fit_budget: off with several processes; the preset's width and batch are kept")
+            else:
+                user_keys = {parse_override(o)[0] for o in overrides or []}
+                notes.extend(fit_to_budget(cfg, user_keys, minutes, lambda changes: probe_speed(
+                    cfg, data, device, changes, probe_seconds(minutes))))
+                validate(cfg)
+            probe_s = time.time() - t0  # the probe's time is the budget's: the run gets what is left
+        if notes and progress and dist.is_main():
+            print("\n".join([f"{cfg.preset or 'the'} preset chose (override any choice with --set KEY=VALUE):"] +
+                            [f"  {n}" for n in notes]), flush=True)
         if run_dir is None:
             run_dir = _claim(held, lambda: claim_new_run_dir(out, cfg.preset or "run"))
 
@@ -83,7 +96,7 @@ def train(config: Config | dict | str | None = None, *, overrides: list[str] | N
         total_nimg = int(round(cfg.train.kimg * 1000))
         if ckpt is not None:
             state.load_state_dict(ckpt, f"checkpoint {ckpt_path}", allow_data_change)
-        start_budget(state, minutes)  # the schedule clock's budget (training.budget): --minutes, or the saved one
+        start_budget(state, minutes, probe_s)  # the schedule clock (training.budget): --minutes, or the saved one
         if ckpt is not None:
             if state.sched_nimg >= total_nimg:
                 raise GanforgeError(f"this run already reached train.kimg={cfg.train.kimg:g} (its schedule is "
