@@ -19,14 +19,16 @@ dataset's domain metrics: domain_fd and class_kl (ganforge.metrics.domain).
     python benchmarks/budget.py digits --minutes 1,2,5 --systems reference --out runs/budget
     python benchmarks/budget.py fashion --plot docs/img/budget-fashion.png --out runs/budget   # plot what is there
 
-Each result is appended to OUT/results.jsonl (system, preset, threads, minutes, seed, kimg, metrics, CPU); rows
-already there are not run again, so budgets, seeds and thread counts can be added over several calls (run them
-one at a time on an otherwise idle machine: wall-clock budgets measure the machine). The table prints the mean and
-the range over seeds; --plot draws metric vs minutes for every system and thread count found.
+Each result is appended to OUT/results.jsonl (system, preset, threads, minutes, seed, --set overrides, kimg,
+metrics, CPU); rows already there with the same overrides are not run again, so budgets, seeds and thread counts
+can be added over several calls (run them one at a time on an otherwise idle machine: wall-clock budgets measure
+the machine). The table prints the mean and the range over seeds; --plot draws metric vs minutes for every system,
+thread count and set of overrides found.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -186,7 +188,8 @@ def run_one(system: str, preset: str, minutes: float, seed: int, out: Path, n: i
     data_over = [f"data.name={cfg.data.name}", f"data.resolution={cfg.data.resolution}"]
     if cfg.data.path:
         data_over.append(f"data.path={cfg.data.path}")
-    folder = out / f"{system}-{preset}-t{torch.get_num_threads()}-m{minutes:g}-s{seed}"
+    folder = out / (f"{system}-{preset}-t{torch.get_num_threads()}-m{minutes:g}-s{seed}"
+                    + (f"-{hashlib.sha1(' '.join(overrides).encode()).hexdigest()[:8]}" if overrides else ""))
     if folder.exists():
         import shutil
 
@@ -208,16 +211,18 @@ def run_one(system: str, preset: str, minutes: float, seed: int, out: Path, n: i
     res = evaluate_target(target, METRICS, n=n, seed=0, data_overrides=over)
     vals = {k: v for r in res.values() for k, v in r.values.items()}
     return dict(system=system, preset=preset, threads=torch.get_num_threads(), minutes=minutes, seed=seed,
-                kimg=round(kimg, 1), wall_s=round(wall, 1), n=n, cpu=cpu_description(), **vals)
+                kimg=round(kimg, 1), wall_s=round(wall, 1), n=n, cpu=cpu_description(), set=overrides, **vals)
 
 
 def summarise(rows: list[dict]) -> None:
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["preset"], r["threads"], r["minutes"], r["system"]), []).append(r)
+        groups.setdefault((r["preset"], r["threads"], r["minutes"], r["system"], " ".join(r.get("set", []))),
+                          []).append(r)
     print("| preset | threads | minutes | system | seeds | kimg | domain_fd mean (range) | class_kl mean (range) |")
     print("|---|---|---|---|---|---|---|---|")
-    for (preset, threads, minutes, system), rs in sorted(groups.items()):
+    for (preset, threads, minutes, system, over), rs in sorted(groups.items()):
+        system = f"{system} ({over})" if over and system == "ganforge" else system  # the reference takes no --set
         cells = []
         for m in METRICS:
             v = [r[m] for r in rs]
@@ -235,13 +240,14 @@ def plot(rows: list[dict], path: Path, preset: str) -> None:
     rows = [r for r in rows if r["preset"] == preset]
     fig, axes = plt.subplots(1, len(METRICS), figsize=(5 * len(METRICS), 3.6))
     for ax, m in zip(axes, METRICS):
-        for key in sorted({(r["system"], r["threads"]) for r in rows}):
-            rs = [r for r in rows if (r["system"], r["threads"]) == key]
+        for key in sorted({(r["system"], r["threads"], " ".join(r.get("set", []))) for r in rows}):
+            rs = [r for r in rows if (r["system"], r["threads"], " ".join(r.get("set", []))) == key]
             mins = sorted({r["minutes"] for r in rs})
             vals = [[r[m] for r in rs if r["minutes"] == t] for t in mins]
             mean = [np.mean(v) for v in vals]
             line, = ax.plot(mins, mean, "o-" if key[0] == "ganforge" else "s--",
-                            label=f"{key[0]}, {key[1]} thread{'s' if key[1] > 1 else ''}")
+                            label=f"{key[0]}{' ' + key[2] if key[2] else ''}, {key[1]} "
+                                  f"thread{'s' if key[1] > 1 else ''}")
             ax.fill_between(mins, [min(v) for v in vals], [max(v) for v in vals], color=line.get_color(), alpha=0.15)
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -286,9 +292,10 @@ def main(argv: list[str] | None = None) -> None:
     for minutes in [float(m) for m in a.minutes.split(",") if m]:
         for seed in [int(s) for s in a.seeds.split(",")]:
             for system in systems:
-                key = (system, a.preset, torch.get_num_threads(), minutes, seed)
-                if any((r["system"], r["preset"], r["threads"], r["minutes"], r["seed"]) == key for r in rows):
-                    continue
+                key = (system, a.preset, torch.get_num_threads(), minutes, seed, a.set)
+                if any((r["system"], r["preset"], r["threads"], r["minutes"], r["seed"], r.get("set", [])) == key
+                       for r in rows):
+                    continue  # measured already (the same overrides too)
                 row = run_one(system, a.preset, minutes, seed, out, a.n, a.set)
                 print(json.dumps(row), flush=True)
                 with results.open("a") as f:

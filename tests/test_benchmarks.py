@@ -160,3 +160,11 @@ def test_budget_benchmark_runs_both_systems_and_resumes(tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stdout + r.stderr  # the rows are there: nothing is trained again
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 2 and '"system"' not in r.stdout
+    # other overrides are another configuration: trained again, into a folder of its own, and a row of its own
+    r = subprocess.run(cmd + ["--systems", "ganforge", "--set", "train.ema_kimg=0"], capture_output=True, text=True,
+                       timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and rows[-1]["set"][-1] == "train.ema_kimg=0"
+    assert len(list(tmp_path.glob("ganforge-digits-t1-m0.05-s0*"))) == 2
+    assert "| digits | 1 | 0.05 | ganforge (train.tick_kimg=1 train.metrics=[] train.ema_kimg=0) | 1 |" in r.stdout
