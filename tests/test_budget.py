@@ -108,7 +108,8 @@ def test_a_slow_machine_takes_the_most_capable_candidate_that_makes_the_steps():
     from ganforge.recipes import BUDGET_STEPS, fit_to_budget
     cfg = _fashion()
     speed, calls = _speeds(SLOW)
-    notes = fit_to_budget(cfg, set(), 10, speed)  # 540 * 600 / 64 = 5063 steps < 6000; 1350 * 600 = 810k images, capped at 800k: 12,500 steps
+    # 540 * 600 / 64 = 5063 steps < 6000; 1350 * 600 = 810k images, capped at train.kimg's 800k: 12,500 steps
+    notes = fit_to_budget(cfg, set(), 10, speed)
     assert BUDGET_STEPS == 6000 and len(calls) == 3  # stops at the first candidate that makes the steps
     assert (cfg.model.g_width, cfg.model.d_width, cfg.train.batch) == (32, 32, 64)
     assert notes[0].startswith("model.g_width=32, model.d_width=32, train.batch=64: a 10-minute budget at 1,350 "

@@ -172,9 +172,9 @@ def adapt_to_folder(cfg: Config, user_keys: set[str], device: str = "auto", minu
 # ---- budget-aware presets (train.fit_budget) ------------------------------------------------------------------
 # Under --minutes every schedule already follows the budget (ganforge.training.budget). What else a budget decides
 # is how many optimisation steps it buys: on Fashion-MNIST a DCGAN's quality follows its number of G steps far more
-# than its width or batch (docs/benchmarks.md, "Quality per minute"). So the rule measures, and takes the most
+# than its width or batch (docs/benchmarks.md, "What a budget buys"). So the rule measures, and takes the most
 # capable configuration that still makes BUDGET_STEPS steps in the budget; when none does, the one making the most.
-BUDGET_STEPS = 6000
+BUDGET_STEPS = 6000  # about the 6,250 steps (800 kimg at batch 128) the fashion preset was tuned with in 10 minutes
 # (width factor, batch factor) relative to the preset, most capable first; widths and batches floored at the mins
 BUDGET_CANDIDATES = ((1.0, 1.0), (1.0, 0.5), (0.5, 0.5), (0.5, 0.25))
 BUDGET_MIN_WIDTH, BUDGET_MIN_BATCH = 16, 32
@@ -217,8 +217,8 @@ def fit_to_budget(cfg: Config, user_keys: set[str], minutes: float, speed: Calla
     chosen, img_s, steps = next((s for s in seen if s[2] >= BUDGET_STEPS), max(seen, key=lambda s: s[2]))
     probed = "; ".join(f"{_short(c, cfg)} {v:,.0f} img/s" for c, v, _ in seen)
     why = (f"a {minutes:g}-minute budget at {img_s:,.0f} img/s (probe: {probed}) buys ~{steps:,.0f} G steps"
-           + (f", at least the {BUDGET_STEPS:,} that" if steps >= BUDGET_STEPS else
-              f": no candidate reaches the {BUDGET_STEPS:,} steps that") + " the preset's quality needs")
+           + (f", at least the {BUDGET_STEPS:,}" if steps >= BUDGET_STEPS else
+              f": no candidate reaches the {BUDGET_STEPS:,} steps") + " the preset was tuned with")
     notes = []
     for key, value in chosen.items():
         if value != _get(cfg, key):
