@@ -132,9 +132,9 @@ class TrainConfig:
     metrics: list[str] = _registry("metrics", [])  # metrics computed at ticks (see `ganforge eval --help`)
     metrics_n: int = 2500         # samples per metric evaluation at ticks
     tensorboard: bool = True      # also write TensorBoard event files into the run directory (if it is installed)
-    fit_budget: bool = False      # under --minutes, choose model width, batch and EMA half-life from a measured
-                                  # speed probe of this machine (ganforge.recipes.fit_to_budget); keys set with
-                                  # --set are kept. The budget-aware presets (fashion, ...) turn it on
+    fit_budget: bool = False      # under --minutes, choose model width and batch from a measured speed probe
+                                  # of this machine (ganforge.recipes.fit_to_budget); keys set with --set are
+                                  # kept. The budget-aware presets (fashion, ...) turn it on
 
 
 @dataclass

@@ -19,7 +19,6 @@ from ..utils.stats import Stats
 from .state import setup
 from .step import train_step
 
-PROBE_SECONDS = 1.5  # per candidate: a DCGAN step at 28x28 on a 2-core CPU takes 0.05-0.25 s
 WARMUP_STEPS = 2
 MIN_STEPS = 3
 
@@ -30,8 +29,9 @@ def _sync(device: torch.device) -> None:
 
 
 def probe_speed(cfg: Config, data: Data, device: torch.device, changes: dict | None = None,
-                seconds: float = PROBE_SECONDS) -> float:
-    """Training images per second of `cfg` with `changes` ({key: value}) applied, measured on `device`."""
+                seconds: float = 1.0) -> float:
+    """Training images per second of `cfg` with `changes` ({key: value}) applied, measured on `device` for
+    `seconds` (and at least MIN_STEPS steps); the rule's length is ganforge.recipes.probe_seconds."""
     cfg = copy.deepcopy(cfg)
     for key, value in (changes or {}).items():
         set_key(cfg, key, value, where="speed probe")
