@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ import ganforge
 from ganforge.config import DataConfig
 from ganforge.data import build_dataset
 from ganforge.evaluation import evaluate_target
+from ganforge.utils.device import cpu_description
 
 AUG = ["augment.policy=[color,translation,cutout]", "augment.adaptive=true"]  # --fixed-p P: p fixed instead
 
@@ -60,7 +60,7 @@ def small_data(a) -> None:
     root = Path(a.out or tempfile.mkdtemp(prefix="ganforge-small-"))
     base = [f"data.max_items={a.n}", f"train.kimg={a.kimg}", f"optim.lr_kimg={a.kimg}",
             f"train.tick_kimg={a.kimg / 10:g}"] + a.set
-    print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch "
+    print(f"# {cpu_description()}, {torch.get_num_threads()} threads, torch "
           f"{torch.__version__}; fashion preset on the first {a.n} training images, {a.kimg:g} kimg; judged against "
           "the full test split (10,000 samples)")
     print("| augmentation | seed | domain_fd | class_kl | final p |")
@@ -105,7 +105,7 @@ sys.exit(code)"""
 def memory(a) -> None:
     root = Path(a.out or tempfile.mkdtemp(prefix="ganforge-memory-"))
     n = len([p for p in Path(a.dir).iterdir() if p.suffix == ".png"])
-    print(f"# {platform.processor() or platform.machine()}, {os.environ.get('OMP_NUM_THREADS', 'all')} threads; "
+    print(f"# {cpu_description()}, {os.environ.get('OMP_NUM_THREADS', 'all')} threads; "
           f"{n} images in {a.dir}; ganforge train DIR --minutes {a.minutes:g}")
     print("| data.storage | start-up + preprocessing s | peak anonymous MiB | peak resident MiB | img/s |")
     print("|---|---|---|---|---|")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 
 import ganforge
 from ganforge.evaluation import evaluate_target
+from ganforge.utils.device import cpu_description
 
 
 def main() -> None:
@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0", help="comma-separated train.seed values")
     a = ap.parse_args()
     root = Path(a.out or tempfile.mkdtemp(prefix="ganforge-presets-"))
-    print(f"# machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+    print(f"# machine: {cpu_description()}, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}")
     print("| preset | seed | kimg | wall s | metrics |")
     print("|---|---|---|---|---|")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ import ganforge  # noqa: E402
 from ganforge.data import cache_dir  # noqa: E402
 from ganforge.evaluation import evaluate_target  # noqa: E402
 from ganforge.metrics.stacked import digit_classifier  # noqa: E402
+from ganforge.utils.device import cpu_description  # noqa: E402
 
 BASE = ["data.name=stacked-digits", "train.metrics=[stacked_modes]"]   # modes at every tick too (cheap)
 
@@ -80,7 +80,7 @@ def main() -> None:
         raise SystemExit(f"--config: names must differ, got {', '.join(names)}")
     seeds = [int(s) for s in a.seeds.split(",") if s.strip()]
     root = Path(a.out or tempfile.mkdtemp(prefix="ganforge-stacked-"))
-    print(f"# machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+    print(f"# machine: {cpu_description()}, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}; preset {a.preset} + data.name=stacked-digits; {a.n} samples per run")
     for name, overrides in configs:
         print(f"# {name}: {', '.join(overrides) or '(the preset)'}" + (f"; all: {', '.join(a.set)}" if a.set else ""))

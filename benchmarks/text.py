@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import sys
 import time
 from pathlib import Path
@@ -62,6 +61,7 @@ from ganforge.data.tokenize import EOS, PAD  # noqa: E402
 from ganforge.errors import GanforgeError  # noqa: E402
 from ganforge.models import MODELS  # noqa: E402
 from ganforge.metrics.text import N_REFERENCES, N_SELF, ORDERS, frechet_codes, text_metrics  # noqa: E402
+from ganforge.utils.device import cpu_description  # noqa: E402
 
 TEMPERATURES = (0.5, 0.7, 0.8, 0.9, 1.0, 1.1, 1.3)
 KEYS = [f"bleu{n}" for n in ORDERS] + [f"self_bleu{n}" for n in ORDERS] + ["novelty", "uniqueness", "heldout_valid",
@@ -401,11 +401,7 @@ def run(a) -> None:
     print()
     print_table(rows, words)
     total = time.perf_counter() - t_start
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_description()
     print(f"\n# {a.n} samples per row; total {total / 60:.1f} min on {cpu}, torch {torch.__version__}, "
           f"{a.threads} thread(s)")
     if a.out:
