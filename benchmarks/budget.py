@@ -214,11 +214,15 @@ def run_one(system: str, preset: str, minutes: float, seed: int, out: Path, n: i
                 kimg=round(kimg, 1), wall_s=round(wall, 1), n=n, cpu=cpu_description(), set=overrides, **vals)
 
 
+def _overrides(row: dict) -> str:
+    """A result's --set overrides as one label ("" for none; rows written before --set existed have none)."""
+    return " ".join(row.get("set", []))
+
+
 def summarise(rows: list[dict]) -> None:
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["preset"], r["threads"], r["minutes"], r["system"], " ".join(r.get("set", []))),
-                          []).append(r)
+        groups.setdefault((r["preset"], r["threads"], r["minutes"], r["system"], _overrides(r)), []).append(r)
     print("| preset | threads | minutes | system | seeds | kimg | domain_fd mean (range) | class_kl mean (range) |")
     print("|---|---|---|---|---|---|---|---|")
     for (preset, threads, minutes, system, over), rs in sorted(groups.items()):
@@ -240,8 +244,8 @@ def plot(rows: list[dict], path: Path, preset: str) -> None:
     rows = [r for r in rows if r["preset"] == preset]
     fig, axes = plt.subplots(1, len(METRICS), figsize=(5 * len(METRICS), 3.6))
     for ax, m in zip(axes, METRICS):
-        for key in sorted({(r["system"], r["threads"], " ".join(r.get("set", []))) for r in rows}):
-            rs = [r for r in rows if (r["system"], r["threads"], " ".join(r.get("set", []))) == key]
+        for key in sorted({(r["system"], r["threads"], _overrides(r)) for r in rows}):
+            rs = [r for r in rows if (r["system"], r["threads"], _overrides(r)) == key]
             mins = sorted({r["minutes"] for r in rs})
             vals = [[r[m] for r in rs if r["minutes"] == t] for t in mins]
             mean = [np.mean(v) for v in vals]
