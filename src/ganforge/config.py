@@ -65,7 +65,7 @@ class ModelConfig:
     d_width: int = 64             # discriminator base width
     depth: int = 3                # hidden layers of MLP G and D
     g_norm: Literal["batch", "none"] = "batch"  # generator normalisation
-    d_norm: Literal["batch", "none", "spectral"] = "none"  # discriminator normalisation
+    d_norm: Literal["batch", "none", "spectral", "layer"] = "none"  # discriminator normalisation
     pack: int = 1                 # PacGAN packing degree m: D judges m samples at once (Lin et al. 2018)
     encoder: bool = False         # BiGAN / ALI: also train an encoder E: x -> z; D judges pairs (x, E(x)) vs (G(z), z)
     conditional: bool = False     # class-conditional: G(z, class) with a class embedding, D with a projection head

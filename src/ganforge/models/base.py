@@ -139,7 +139,11 @@ def count_params(m: nn.Module) -> int:
 
 
 def norm2d(kind: str, ch: int) -> nn.Module:
-    return nn.BatchNorm2d(ch) if kind == "batch" else nn.Identity()
+    """batch: BatchNorm over the minibatch; layer: each sample over its own channels and pixels (GroupNorm with one
+    group), which keeps D a function of one sample, as the R1/R2 penalties and the relativistic pairs assume."""
+    if kind == "batch":
+        return nn.BatchNorm2d(ch)
+    return nn.GroupNorm(1, ch) if kind == "layer" else nn.Identity()
 
 
 def maybe_sn(layer: nn.Module, d_norm: str) -> nn.Module:

@@ -53,7 +53,7 @@ class DCGANDiscriminator(nn.Module):
         super().__init__()
         c, h, w = shape
         n, h0, w0 = plan(h, w)
-        bn = "batch" if norm == "batch" else "none"
+        bn = norm if norm in ("batch", "layer") else "none"
         layers: list[nn.Module] = [maybe_sn(nn.Conv2d(c * pack, width, 4, 2, 1, bias=False), norm),
                                    nn.LeakyReLU(0.2, inplace=True)]
         ch = width
@@ -92,5 +92,6 @@ MODELS.register("dcgan")(ModelFamily(
     kind="image",
     describe="DCGAN conv G/D (Radford et al. 2016); 4x4 stride-2 (transposed) convs, widths double per level",
     encoder=lambda m, s: DCGANDiscriminator(_img(s), m.d_width, m.g_norm, 1, out=m.z_dim),
+    d_norms=("batch", "none", "spectral", "layer"),
     mbstd=True,
 ))
