@@ -135,6 +135,43 @@ def test_keys_the_user_set_are_kept():
     assert (cfg.model.g_width, cfg.train.batch) == (32, 128)
 
 
+def test_probing_stops_once_the_probes_took_their_share_of_the_budget():
+    """Large images on a CPU take seconds a step: after PROBE_TOTAL_SHARE of the budget no more candidates are
+    probed, and the best of those measured wins."""
+    from ganforge.recipes import PROBE_TOTAL_SHARE, fit_to_budget
+    cfg = _fashion()
+    now = [0.0]
+    speed, calls = _speeds(SLOW)
+
+    def slow_speed(changes):  # each probe takes 10% of a 1-minute budget
+        now[0] += 0.1 * 60
+        return speed(changes)
+    notes = fit_to_budget(cfg, set(), 1, slow_speed, clock=lambda: now[0])
+    assert PROBE_TOTAL_SHARE == 0.25 and len(calls) == 3  # 6 s, 12 s, then 18 s > 15 s: the fourth is skipped
+    assert (cfg.model.g_width, cfg.train.batch) == (32, 64)  # the most steps among the three probed
+    assert "1 more candidate(s) not probed: the probes took 18 s, over 25% of the budget" in notes[0]
+    cfg, now[0] = _fashion(), 0.0
+    fit_to_budget(cfg, set(), 10, slow_speed, clock=lambda: now[0])  # 10% of 1 minute is 1% of 10
+    assert len(calls) == 3 + 3 and (cfg.model.g_width, cfg.train.batch) == (32, 64)  # the third makes the steps
+
+
+def test_the_folder_preset_follows_the_budget_rule(tmp_path):
+    """`ganforge train DIR --minutes M`: the survey's choices, then the rule's, both recorded."""
+    import numpy as np
+    from PIL import Image
+    d = tmp_path / "imgs"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8), "L").save(d / f"{i:03d}.png")
+    run = ganforge.train(str(d), overrides=["model.z_dim=8", "train.kimg=500", "train.precision=fp32",
+                                            "train.metrics=[]", "train.device=cpu"],
+                         out=tmp_path / "run", minutes=0.05, progress=False)
+    choices = next(json.loads(line) for line in open(run / "log.jsonl") if '"preset"' in line)["choices"]
+    assert any(c.startswith("folder ") for c in choices) and any("train.batch=" in c for c in choices)
+    assert "-minute budget at" in choices[-1] and "probe: width 64 batch" in choices[-1]
+
+
 def test_the_probe_measures_without_touching_the_run(tmp_path):
     """probe_speed trains a throw-away copy: the config and the global RNG are as before, the speed positive."""
     import torch

@@ -95,6 +95,20 @@ def test_labelled_folders_get_label_metrics_and_big_folders_no_augmentation(tmp_
     assert resolve(str(tmp_path / "l")).augment.policy == []
 
 
+def test_big_folders_get_batchnorm_in_d_unless_a_penalty_or_the_user_says_otherwise(tmp_path, monkeypatch):
+    """Without augmentation the folder DCGAN takes BatchNorm in D (as `fashion`); small data keeps none (measured
+    with augmentation without it), and so do R1/R2 (they need D per sample) and the user's own choice."""
+    import ganforge.recipes as recipes
+    _write(tmp_path / "imgs", 16)
+    assert resolve(str(tmp_path / "imgs")).model.d_norm == "none"  # 16 images: augmentation, no BatchNorm in D
+    monkeypatch.setattr(recipes, "SMALL_DATA", 10)
+    notes = []
+    assert resolve(str(tmp_path / "imgs"), [], notes).model.d_norm == "batch"
+    assert any(n.startswith("model.d_norm=batch: 16 images, no augmentation") for n in notes)
+    assert resolve(str(tmp_path / "imgs"), ["model.d_norm=spectral"]).model.d_norm == "spectral"
+    assert resolve(str(tmp_path / "imgs"), ["loss.r1_gamma=1"]).model.d_norm == "none"
+
+
 def test_train_dir_end_to_end(tmp_path):
     imgs = _write(tmp_path / "imgs", 24, size=(16, 12), mode="RGB")
     r = run_cli("train", str(imgs), "--out", str(tmp_path / "run"), *_sets(*SMALL))

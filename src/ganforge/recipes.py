@@ -9,6 +9,7 @@ own images") and docs/benchmarks.md.
 from __future__ import annotations
 
 import statistics
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -147,6 +148,9 @@ def adapt_to_folder(cfg: Config, user_keys: set[str], device: str = "auto", minu
             choose(k, v, "R3GAN's recipe")
     batch = 64 if s.n >= 2000 else max(8, _pow2_at_most(s.n // 8))
     choose("train.batch", batch, f"{s.n} images" + ("" if batch == 64 else ": smaller batches for few images"))
+    if s.n >= SMALL_DATA and cfg.model.arch == "dcgan" and cfg.loss.r1_gamma == 0 and cfg.loss.r2_gamma == 0:
+        choose("model.d_norm", "batch", f"{s.n:,} images, no augmentation: BatchNorm in D, as the `fashion` preset "
+               "(on the Fashion-MNIST PNGs 8x lower domain_fd in a 1-minute budget, docs/benchmarks.md)")
     if s.n < SMALL_DATA:
         choose("augment.policy", ["color", "translation", "cutout"],
                f"fewer than {SMALL_DATA:,} images: D would memorise them (DiffAugment)")
@@ -180,6 +184,9 @@ BUDGET_CANDIDATES = ((1.0, 1.0), (1.0, 0.5), (0.5, 0.5), (0.5, 0.25))
 BUDGET_MIN_WIDTH, BUDGET_MIN_BATCH = 16, 32
 PROBE_SHARE, PROBE_MAX_S = 0.01, 1.5  # each candidate's probe: this share of the budget, at most this long
                                       # (a DCGAN step at 28x28 on a 2-core CPU takes 0.05-0.25 s)
+PROBE_TOTAL_SHARE = 0.25  # no further candidate is probed once the probes took this share of the budget: large
+                          # images on a CPU take seconds a step, and a probe runs at least 5 of them (Fashion-MNIST's
+                          # four probes took 5-10 s of a 1-minute budget, 8-17%, at 2 and 1 threads of an AVX2 EPYC)
 
 
 def probe_seconds(minutes: float) -> float:
@@ -200,26 +207,35 @@ def budget_candidates(cfg: Config, user_keys: set[str]) -> list[dict]:
     return out
 
 
-def fit_to_budget(cfg: Config, user_keys: set[str], minutes: float, speed: Callable[[dict], float]) -> list[str]:
+def fit_to_budget(cfg: Config, user_keys: set[str], minutes: float, speed: Callable[[dict], float],
+                  clock: Callable[[], float] = time.monotonic) -> list[str]:
     """Choose width and batch for a --minutes budget from measured speeds; returns one line per choice.
 
     speed(changes) -> training images per second of `cfg` with `changes` applied (ganforge.training.probe): probed
-    in order, stopping at the first candidate that makes BUDGET_STEPS steps, so a fast machine probes once."""
+    in order, stopping at the first candidate that makes BUDGET_STEPS steps, so a fast machine probes once, or
+    once the probes took PROBE_TOTAL_SHARE of the budget (then the best of those probed wins)."""
     budget_s = 60.0 * minutes
     cap = cfg.train.kimg * 1000.0  # a machine fast enough reaches train.kimg first: the preset as it is
     seen: list[tuple[dict, float, float]] = []
-    for c in budget_candidates(cfg, user_keys):
+    cands = budget_candidates(cfg, user_keys)
+    start, cut = clock(), ""
+    for i, c in enumerate(cands):
         img_s = speed(c)
         batch = c.get("train.batch", cfg.train.batch)
         steps = min(img_s * budget_s, cap) / batch
         seen.append((c, img_s, steps))
         if steps >= BUDGET_STEPS:
             break
+        spent = clock() - start
+        if i + 1 < len(cands) and spent > PROBE_TOTAL_SHARE * budget_s:
+            cut = (f"; {len(cands) - i - 1} more candidate(s) not probed: the probes took {spent:.0f} s, over "
+                   f"{PROBE_TOTAL_SHARE:.0%} of the budget")
+            break
     chosen, img_s, steps = next((s for s in seen if s[2] >= BUDGET_STEPS), max(seen, key=lambda s: s[2]))
     probed = "; ".join(f"{_short(c, cfg)} {v:,.0f} img/s" for c, v, _ in seen)
     why = (f"a {minutes:g}-minute budget at {img_s:,.0f} img/s (probe: {probed}) buys ~{steps:,.0f} G steps"
            + (f", at least the {BUDGET_STEPS:,}" if steps >= BUDGET_STEPS else
-              f": no candidate reaches the {BUDGET_STEPS:,} steps") + " the preset was tuned with")
+              f": no candidate reaches the {BUDGET_STEPS:,} steps") + " the preset was tuned with" + cut)
     notes = []
     for key, value in chosen.items():
         if value != _get(cfg, key):
