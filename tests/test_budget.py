@@ -91,8 +91,8 @@ def _fashion(**over):
     return resolve("fashion", [f"{k}={v}" for k, v in over.items()])
 
 
-FAST = {(64, 128): 2000.0, (64, 64): 1900.0, (32, 64): 5000.0, (32, 32): 4000.0}
-SLOW = {(64, 128): 550.0, (64, 64): 540.0, (32, 64): 1350.0, (32, 32): 1130.0}
+FAST = {(64, 128): 2000.0, (64, 64): 1900.0, (32, 64): 5000.0, (32, 32): 4000.0, (16, 32): 8000.0}
+SLOW = {(64, 128): 550.0, (64, 64): 540.0, (32, 64): 1350.0, (32, 32): 1130.0, (16, 32): 2300.0}
 
 
 def test_a_fast_machine_keeps_the_preset_after_one_probe():
@@ -120,19 +120,48 @@ def test_when_no_candidate_makes_the_steps_the_one_with_the_most_steps_wins():
     from ganforge.recipes import fit_to_budget
     cfg = _fashion()
     speed, calls = _speeds(SLOW)
-    notes = fit_to_budget(cfg, set(), 1, speed)  # 1 minute: 1350*60/64 = 1266 steps; 1130*60/32 = 2119 steps
+    notes = fit_to_budget(cfg, set(), 2, speed)  # 2 minutes: 1350*120/64 = 2531 steps; 1130*120/32 = 4238 steps
     assert len(calls) == 4 and (cfg.model.g_width, cfg.train.batch) == (32, 32)
-    assert "no candidate reaches the 6,000 steps" in notes[0] and "2,119 G steps" in notes[0]
+    assert "no candidate reaches the 6,000 steps" in notes[0] and "4,238 G steps" in notes[0]
+    # the last resort, a quarter of the width, is not probed: width 32 already makes LAST_RESORT_STEPS
+    assert "; width 16 batch 32 not probed: width 32 batch 32 already makes 2,700 steps or more" in notes[0]
+
+
+def test_the_last_resort_is_taken_when_no_other_candidate_makes_its_steps():
+    """One minute on the slow machine: width 32 makes 2,119 steps, width 16 twice as many, and the rule takes it."""
+    from ganforge.recipes import LAST_RESORT_STEPS, fit_to_budget
+    cfg = _fashion()
+    speed, calls = _speeds(SLOW)
+    notes = fit_to_budget(cfg, set(), 1, speed)  # 1130*60/32 = 2119 steps < 2700; 2300*60/32 = 4312 at width 16
+    assert LAST_RESORT_STEPS == 2700 and len(calls) == 5
+    assert (cfg.model.g_width, cfg.model.d_width, cfg.train.batch) == (16, 16, 32)
+    assert "width 32 batch 32 1,130 img/s; width 16 batch 32 2,300 img/s" in notes[0] and "4,312 G steps" in notes[0]
+    assert "not probed" not in notes[0]
+
+
+def test_the_candidates_go_down_to_width_16_and_batch_32():
+    """Width and batch shrink together, most capable first, floored at BUDGET_MIN_WIDTH and BUDGET_MIN_BATCH; a
+    candidate the floors make equal to an earlier one is not probed twice."""
+    from ganforge.recipes import budget_candidates
+    sizes = [(c["model.g_width"], c["model.d_width"], c["train.batch"]) for c in budget_candidates(_fashion(), set())]
+    assert sizes == [(64, 64, 128), (64, 64, 64), (32, 32, 64), (32, 32, 32), (16, 16, 32)]
+    sizes = [(c["model.g_width"], c["train.batch"])
+             for c in budget_candidates(_fashion(**{"train.batch": 64}), set())]
+    assert sizes == [(64, 64), (64, 32), (32, 32), (16, 32)]  # half the width, a quarter of 64: floored, once
 
 
 def test_keys_the_user_set_are_kept():
     from ganforge.recipes import budget_candidates, fit_to_budget
     cfg = _fashion(**{"train.batch": 128})
     cands = budget_candidates(cfg, {"train.batch"})
-    assert all("train.batch" not in c for c in cands) and len(cands) == 2  # widths 64 and 32 only
-    speed, _ = _speeds({**SLOW, (32, 128): 1400.0})
+    assert all("train.batch" not in c for c in cands) and len(cands) == 3  # widths 64, 32 and 16 only
+    speed, _ = _speeds({**SLOW, (32, 128): 1400.0, (16, 128): 2600.0})
     fit_to_budget(cfg, {"train.batch"}, 1, speed)
-    assert (cfg.model.g_width, cfg.train.batch) == (32, 128)
+    assert (cfg.model.g_width, cfg.train.batch) == (16, 128)
+    cfg = _fashion(**{"model.g_width": 64, "model.d_width": 64})
+    speed, _ = _speeds({**SLOW, (64, 32): 530.0})
+    fit_to_budget(cfg, {"model.g_width", "model.d_width"}, 1, speed)  # the widths set: only the batch changes
+    assert (cfg.model.g_width, cfg.train.batch) == (64, 32)
 
 
 def test_probing_stops_once_the_probes_took_their_share_of_the_budget():
@@ -147,9 +176,9 @@ def test_probing_stops_once_the_probes_took_their_share_of_the_budget():
         now[0] += 0.1 * 60
         return speed(changes)
     notes = fit_to_budget(cfg, set(), 1, slow_speed, clock=lambda: now[0])
-    assert PROBE_TOTAL_SHARE == 0.25 and len(calls) == 3  # 6 s, 12 s, then 18 s > 15 s: the fourth is skipped
+    assert PROBE_TOTAL_SHARE == 0.25 and len(calls) == 3  # 6 s, 12 s, then 18 s > 15 s: the rest is skipped
     assert (cfg.model.g_width, cfg.train.batch) == (32, 64)  # the most steps among the three probed
-    assert "1 more candidate(s) not probed: the probes took 18 s, over 25% of the budget" in notes[0]
+    assert "2 more candidate(s) not probed: the probes took 18 s, over 25% of the budget" in notes[0]
     cfg, now[0] = _fashion(), 0.0
     fit_to_budget(cfg, set(), 10, slow_speed, clock=lambda: now[0])  # 10% of 1 minute is 1% of 10
     assert len(calls) == 3 + 3 and (cfg.model.g_width, cfg.train.batch) == (32, 64)  # the third makes the steps

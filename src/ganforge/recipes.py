@@ -180,13 +180,20 @@ def adapt_to_folder(cfg: Config, user_keys: set[str], device: str = "auto", minu
 # capable configuration that still makes BUDGET_STEPS steps in the budget; when none does, the one making the most.
 BUDGET_STEPS = 6000  # about the 6,250 steps (800 kimg at batch 128) the fashion preset was tuned with in 10 minutes
 # (width factor, batch factor) relative to the preset, most capable first; widths and batches floored at the mins
-BUDGET_CANDIDATES = ((1.0, 1.0), (1.0, 0.5), (0.5, 0.5), (0.5, 0.25))
+BUDGET_CANDIDATES = ((1.0, 1.0), (1.0, 0.5), (0.5, 0.5), (0.5, 0.25), (0.25, 0.25))
+# The last candidate, a quarter of the width, is the last resort: probed (and so chosen) only when no other makes
+# LAST_RESORT_STEPS. One minute of Fashion-MNIST on two CPUs at 1 and 2 threads: where half the width and a quarter
+# of the batch made or projected 600 to 2,600 steps, a quarter of the width was lower in domain_fd on every seed (8,
+# by 1.3x to 12x); at 2,850 to 3,050 steps, level on one seed and higher on two (docs/benchmarks.md, "The last
+# resort: a quarter of the width").
+LAST_RESORT_STEPS = 2700
 BUDGET_MIN_WIDTH, BUDGET_MIN_BATCH = 16, 32
 PROBE_SHARE, PROBE_MAX_S = 0.01, 1.5  # each candidate's probe: this share of the budget, at most this long
                                       # (a DCGAN step at 28x28 on a 2-core CPU takes 0.05-0.25 s)
 PROBE_TOTAL_SHARE = 0.25  # no further candidate is probed once the probes took this share of the budget: large
                           # images on a CPU take seconds a step, and a probe runs at least 5 of them (Fashion-MNIST's
-                          # four probes took 5-10 s of a 1-minute budget, 8-17%, at 2 and 1 threads of an AVX2 EPYC)
+                          # four probes took 5-10 s of a 1-minute budget, 8-17%, at 2 and 1 threads of an AVX2 EPYC;
+                          # four or five took 4-6 s on an AVX512-BF16 EPYC)
 
 
 def probe_seconds(minutes: float) -> float:
@@ -195,15 +202,20 @@ def probe_seconds(minutes: float) -> float:
 
 def budget_candidates(cfg: Config, user_keys: set[str]) -> list[dict]:
     """The configurations the rule may choose among, as {key: value} changes; keys the user set stay as set."""
+    return [c for c, _ in _candidates(cfg, user_keys)]
+
+
+def _candidates(cfg: Config, user_keys: set[str]) -> list[tuple[dict, bool]]:
+    """(changes, last resort?) per distinct candidate, in BUDGET_CANDIDATES' order."""
     m, t = cfg.model, cfg.train
-    out: list[dict] = []
-    for wf, bf in BUDGET_CANDIDATES:
+    out: list[tuple[dict, bool]] = []
+    for i, (wf, bf) in enumerate(BUDGET_CANDIDATES):
         c = {"model.g_width": max(BUDGET_MIN_WIDTH, int(m.g_width * wf)),
              "model.d_width": max(BUDGET_MIN_WIDTH, int(m.d_width * wf)),
              "train.batch": max(min(BUDGET_MIN_BATCH, t.batch), int(t.batch * bf))}
         c = {k: v for k, v in c.items() if k not in user_keys}
-        if c not in out:
-            out.append(c)
+        if all(c != seen for seen, _ in out):
+            out.append((c, i == len(BUDGET_CANDIDATES) - 1))
     return out
 
 
@@ -213,13 +225,19 @@ def fit_to_budget(cfg: Config, user_keys: set[str], minutes: float, speed: Calla
 
     speed(changes) -> training images per second of `cfg` with `changes` applied (ganforge.training.probe): probed
     in order, stopping at the first candidate that makes BUDGET_STEPS steps, so a fast machine probes once, or
-    once the probes took PROBE_TOTAL_SHARE of the budget (then the best of those probed wins)."""
+    once the probes took PROBE_TOTAL_SHARE of the budget (then the best of those probed wins). The last resort
+    is probed only when no other candidate makes LAST_RESORT_STEPS."""
     budget_s = 60.0 * minutes
     cap = cfg.train.kimg * 1000.0  # a machine fast enough reaches train.kimg first: the preset as it is
     seen: list[tuple[dict, float, float]] = []
-    cands = budget_candidates(cfg, user_keys)
+    cands = _candidates(cfg, user_keys)
     start, cut = clock(), ""
-    for i, c in enumerate(cands):
+    for i, (c, last_resort) in enumerate(cands):
+        best = max(seen, key=lambda s: s[2], default=None)
+        if last_resort and best is not None and best[2] >= LAST_RESORT_STEPS:
+            cut = (f"; {_short(c, cfg)} not probed: {_short(best[0], cfg)} already makes {LAST_RESORT_STEPS:,} "
+                   "steps or more")
+            break
         img_s = speed(c)
         batch = c.get("train.batch", cfg.train.batch)
         steps = min(img_s * budget_s, cap) / batch
