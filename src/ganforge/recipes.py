@@ -233,8 +233,8 @@ def fit_to_budget(cfg: Config, user_keys: set[str], minutes: float, speed: Calla
     cands = _candidates(cfg, user_keys)
     start, cut = clock(), ""
     for i, (c, last_resort) in enumerate(cands):
-        best = max(seen, key=lambda s: s[2], default=None)
-        if last_resort and best is not None and best[2] >= LAST_RESORT_STEPS:
+        best = max(seen, key=lambda s: s[2]) if last_resort and seen else None
+        if best is not None and best[2] >= LAST_RESORT_STEPS:
             cut = (f"; {_short(c, cfg)} not probed: {_short(best[0], cfg)} already makes {LAST_RESORT_STEPS:,} "
                    "steps or more")
             break
