@@ -218,7 +218,8 @@ def test_the_probe_measures_without_touching_the_run(tmp_path):
 
 def test_a_budget_aware_run_records_its_choice_and_spends_the_probe_from_the_budget(tmp_path):
     over = [o for o in TINY if not o.startswith(("model.g_width", "model.d_width", "train.batch"))]
-    run = ganforge.train("digits", overrides=over + ["train.fit_budget=true", "train.kimg=500"],
+    run = ganforge.train("digits", overrides=over + ["train.fit_budget=true", "train.kimg=500",
+                                                    "optim.lr_kimg=500"],
                          out=tmp_path / "fit", minutes=0.05, progress=False)
     events = [json.loads(line) for line in open(run / "log.jsonl")]
     choice = next(e for e in events if e["event"] == "preset")["choices"]
@@ -228,7 +229,8 @@ def test_a_budget_aware_run_records_its_choice_and_spends_the_probe_from_the_bud
     saved = ck["config"]
     assert (saved["model"]["g_width"], saved["train"]["batch"]) in {(w, b) for w in (32, 16) for b in (64, 32)}
     # a resume keeps what was chosen (the config is the checkpoint's) and probes nothing
-    again = ganforge.train(resume=run, overrides=["train.kimg=600"], out=tmp_path / "more", progress=False,
+    again = ganforge.train(resume=run, overrides=["train.kimg=600", "optim.lr_kimg=600"], out=tmp_path / "more",
+                           progress=False,
                            minutes=0.02)
     assert load_checkpoint(list_checkpoints(again)[-1])["config"]["model"] == saved["model"]
     assert not any(e["event"] == "preset" for e in map(json.loads, open(again / "log.jsonl")))

@@ -82,6 +82,7 @@ CATALOGUE = [
     # config values: checked where they are defined
     (["train", "digits", "--set", "model.g_norm=batch", "--set", "train.batch=1"], "batch norm in G needs at least 2"),
     (["train", "digits", "--set", "train.kimg=1e306"], "train.kimg: at most"),
+    (["train", "digits", "--set", "train.kimg=400"], "would train at learning rate 0"),  # lr decays to 0 at 200
     (["train", "digits", "--set", "train.grid_size=0"], "train.grid_size: must be > 0"),
     (["train", "digits", "--set", "train.grid_size=-4"], "train.grid_size: must be > 0"),
     (["train", "digits", "--set", "train.metrics_n=0"], "train.metrics_n: must be > 0"),
@@ -209,6 +210,7 @@ def _wait_for(cond, timeout: float = 60.0, poll: float = 0.05) -> None:
 def test_two_runs_on_one_out_the_second_is_refused(tmp_path):
     out = tmp_path / "shared"
     first = _bg("train", "digits", "--out", str(out), "--quiet", *SETS, "--set", "train.kimg=1000",
+                "--set", "optim.lr_kimg=1000",
                 "--set", "train.tick_kimg=3")  # its first tick comes after the second run has tried
     try:
         _wait_for(lambda: (out / LOCK).exists())  # before its first tick: the old guard saw nothing here

@@ -101,7 +101,8 @@ def test_vector_samples_npz(tmp_path):
 
 
 def test_minutes_budget_stops_cleanly(tmp_path):
-    run = ganforge.train("digits", overrides=TINY + ["train.kimg=1000"], out=tmp_path / "m", minutes=0.05,
+    run = ganforge.train("digits", overrides=TINY + ["train.kimg=1000", "optim.lr_kimg=1000"], out=tmp_path / "m",
+                         minutes=0.05,
                          progress=False)
     ck = load_checkpoint(list_checkpoints(run)[-1])
     assert 0 < ck["nimg"] < 1_000_000
@@ -110,8 +111,27 @@ def test_minutes_budget_stops_cleanly(tmp_path):
     # its schedule is complete: a resume needs more kimg, and then continues from there
     with pytest.raises(ganforge.GanforgeError, match="already reached train.kimg=1000"):
         ganforge.train(resume=run, minutes=0.02, progress=False)
-    ganforge.train(resume=run, overrides=["train.kimg=2000"], minutes=0.02, progress=False)
+    ganforge.train(resume=run, overrides=["train.kimg=2000", "optim.lr_kimg=2000"], minutes=0.02, progress=False)
     assert load_checkpoint(list_checkpoints(run)[-1])["nimg"] > ck["nimg"]
+
+
+def test_a_run_longer_than_its_learning_rate_decay_is_refused_with_the_fix(tmp_path):
+    """lr_final 0 and train.kimg past optim.lr_kimg would train the rest at learning rate 0: one message with the
+    fix, for a new run and for a resume to a new length; the refused call leaves nothing in the way of the fix."""
+    with pytest.raises(ganforge.GanforgeError, match=r"optim.lr_kimg \(0.128\) ends before train.kimg \(0.256\)"
+                       r".*--set optim.lr_kimg=0.256"):
+        ganforge.train("digits", overrides=TINY + ["optim.lr_kimg=0.128"], out=tmp_path / "new", progress=False)
+    assert not (tmp_path / "new").exists()
+    run = _train(tmp_path / "r", "optim.lr_kimg=0.256")
+    with pytest.raises(ganforge.GanforgeError, match="--set optim.lr_kimg=0.512"):
+        ganforge.train(resume=run, overrides=["train.kimg=0.512"], out=tmp_path / "more", progress=False)
+    more = ganforge.train(resume=run, overrides=["train.kimg=0.512", "optim.lr_kimg=0.512"], out=tmp_path / "more",
+                          progress=False)
+    assert load_checkpoint(list_checkpoints(more)[-1])["nimg"] == 512
+    # a floor or an undecayed schedule may run past the window: nothing is refused
+    for extra in (["optim.lr_final=0.1"], ["optim.lr_schedule=constant"]):
+        ganforge.train("digits", overrides=TINY + ["optim.lr_kimg=0.128"] + extra, out=tmp_path / extra[0][6:14],
+                       progress=False)
 
 
 def test_divergence_is_reported_without_overwriting(tmp_path):

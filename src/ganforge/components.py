@@ -158,6 +158,20 @@ def _check_combinations(cfg: Config) -> None:
                             "weights runs, e.g. --set loss.gamma_kimg=500")
 
 
+def check_run_length(cfg: Config) -> None:
+    """A run must not outlast its learning-rate decay when the decay ends at 0: past optim.lr_kimg both
+    networks would train at learning rate 0, learning nothing (checked when training starts or resumes, not
+    when a saved config is read back)."""
+    o, kimg = cfg.optim, cfg.train.kimg
+    if (schedules.LR_SCHEDULES.get(o.lr_schedule).windowed and o.lr_final == 0 and o.lr_kimg > 0
+            and o.lr_kimg < kimg - 1e-9):
+        raise GanforgeError(
+            f"optim.lr_kimg ({o.lr_kimg:g}) ends before train.kimg ({kimg:g}) and optim.lr_final is 0: the "
+            f"last {kimg - o.lr_kimg:g} kimg would train at learning rate 0. To run longer, stretch the decay "
+            f"with it: --set optim.lr_kimg={kimg:g} (or keep a floor, optim.lr_final > 0, or "
+            "optim.lr_schedule=constant)")
+
+
 def from_artefact(d: dict, where: str) -> Config:
     """The config saved in a checkpoint or an exported generator. Keys this version does not know (written by
     another version) are reported in one warning and ignored, not rejected."""

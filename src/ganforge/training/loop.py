@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ..components import from_artefact, resolve, validate
+from ..components import check_run_length, from_artefact, resolve, validate
 from ..config import Config, apply_overrides, parse_override
 from ..data import build_dataset, cache_dir, data_key
 from ..data.text import heldout_part
@@ -69,6 +69,7 @@ def train(config: Config | dict | str | None = None, *, overrides: list[str] | N
             apply_overrides(cfg, overrides or [], frozen=RESUME_FROZEN,
                             why="data and model settings cannot change when resuming; start a new run instead")
             validate(cfg)
+        check_run_length(cfg)
         _check_world_size(cfg)
         device = dist.device_for_rank(pick_device(cfg.train.device))
         data = build_dataset(cfg.data)
