@@ -230,7 +230,6 @@ def test_a_budget_aware_run_records_its_choice_and_spends_the_probe_from_the_bud
     assert (saved["model"]["g_width"], saved["train"]["batch"]) in {(w, b) for w in (32, 16) for b in (64, 32)}
     # a resume keeps what was chosen (the config is the checkpoint's) and probes nothing
     again = ganforge.train(resume=run, overrides=["train.kimg=600", "optim.lr_kimg=600"], out=tmp_path / "more",
-                           progress=False,
-                           minutes=0.02)
+                           progress=False, minutes=0.02)
     assert load_checkpoint(list_checkpoints(again)[-1])["config"]["model"] == saved["model"]
     assert not any(e["event"] == "preset" for e in map(json.loads, open(again / "log.jsonl")))

@@ -102,8 +102,7 @@ def test_vector_samples_npz(tmp_path):
 
 def test_minutes_budget_stops_cleanly(tmp_path):
     run = ganforge.train("digits", overrides=TINY + ["train.kimg=1000", "optim.lr_kimg=1000"], out=tmp_path / "m",
-                         minutes=0.05,
-                         progress=False)
+                         minutes=0.05, progress=False)
     ck = load_checkpoint(list_checkpoints(run)[-1])
     assert 0 < ck["nimg"] < 1_000_000
     assert (run / "generator" / "model.safetensors").is_file()
