@@ -163,8 +163,7 @@ def check_run_length(cfg: Config) -> None:
     networks would train at learning rate 0, learning nothing (checked when training starts or resumes, not
     when a saved config is read back)."""
     o, kimg = cfg.optim, cfg.train.kimg
-    if (schedules.LR_SCHEDULES.get(o.lr_schedule).windowed and o.lr_final == 0 and o.lr_kimg > 0
-            and o.lr_kimg < kimg - 1e-9):
+    if schedules.LR_SCHEDULES.get(o.lr_schedule).windowed and o.lr_final == 0 and o.lr_kimg < kimg - 1e-9:
         raise GanforgeError(
             f"optim.lr_kimg ({o.lr_kimg:g}) ends before train.kimg ({kimg:g}) and optim.lr_final is 0: the "
             f"last {kimg - o.lr_kimg:g} kimg would train at learning rate 0. To run longer, stretch the decay "
