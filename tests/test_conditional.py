@@ -64,9 +64,15 @@ def test_sampling_a_class(run, tmp_path):
     assert min(v["samples"] for v in per.values()) == e["class_acc"]["values"]["worst_class_acc"]
 
 
-def test_conditional_resume_is_exact(tmp_path):
-    extra = ["model.arch=r3gan", "model.g_norm=none", "model.d_norm=none", "loss.name=relativistic",
-             "loss.r1_gamma=0.1", "loss.r2_gamma=0.1", "model.mbstd=2", "train.tick_kimg=0.128"]
+@pytest.mark.parametrize("extra", [
+    ["model.arch=r3gan", "model.g_norm=none", "model.d_norm=none", "loss.name=relativistic", "loss.r1_gamma=0.1",
+     "loss.r2_gamma=0.1", "model.mbstd=2"],
+    # the fashion-cond preset's combination: a projection D with BatchNorm and a lazy R1
+    ["model.arch=dcgan", "model.g_norm=batch", "model.d_norm=batch", "loss.name=nonsaturating", "loss.r1_gamma=10",
+     "loss.reg_interval=2"],
+], ids=["r3gan-relativistic-r1r2", "dcgan-batchnorm-lazy-r1"])
+def test_conditional_resume_is_exact(tmp_path, extra):
+    extra = extra + ["train.tick_kimg=0.128"]
     full = ganforge.train("digits", overrides=COND + extra + ["train.kimg=0.256"], out=tmp_path / "f", progress=False)
     half = ganforge.train("digits", overrides=COND + extra + ["train.kimg=0.128"], out=tmp_path / "h", progress=False)
     ganforge.train(resume=half, overrides=["train.kimg=0.256"], progress=False)
