@@ -235,13 +235,13 @@ def summarise(rows: list[dict]) -> None:
         print(f"| {preset} | {threads} | {minutes:g} | {system} | {len(rs)} | {kimg:.0f} | " + " | ".join(cells) + " |")
 
 
-def plot(rows: list[dict], path: Path, preset: str) -> None:
+def plot(rows: list[dict], path: Path, preset: str, seeds: list[int] | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in rows if r["preset"] == preset]
+    rows = [r for r in rows if r["preset"] == preset and (seeds is None or r["seed"] in seeds)]
     fig, axes = plt.subplots(1, len(METRICS), figsize=(5 * len(METRICS), 3.6))
     for ax, m in zip(axes, METRICS):
         for key in sorted({(r["system"], r["threads"], _overrides(r)) for r in rows}):
@@ -261,7 +261,8 @@ def plot(rows: list[dict], path: Path, preset: str) -> None:
         ax.set_ylabel(f"{m} (lower is better)")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"{preset}: quality per minute (mean over seeds, band: range)")
+    which = f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}" if seeds else "mean over seeds"
+    fig.suptitle(f"{preset}: quality per minute ({which}, band: range)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -281,6 +282,8 @@ def main(argv: list[str] | None = None) -> None:
                    "(its data settings also tell the judge which dataset the reference's samples are from)")
     p.add_argument("--out", required=True, help="runs and results.jsonl go here")
     p.add_argument("--plot", default=None, help="draw metric vs minutes into this PNG")
+    p.add_argument("--plot-seeds", default=None, help="plot only these seeds (e.g. 0), so that budgets measured "
+                   "on different sets of seeds are not drawn as one mean")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -307,7 +310,7 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append(row)
     summarise([r for r in rows if r["preset"] == a.preset])
     if a.plot:
-        plot(rows, Path(a.plot), a.preset)
+        plot(rows, Path(a.plot), a.preset, [int(x) for x in a.plot_seeds.split(",")] if a.plot_seeds else None)
 
 
 if __name__ == "__main__":

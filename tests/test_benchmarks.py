@@ -174,3 +174,9 @@ def test_budget_benchmark_runs_both_systems_and_resumes(tmp_path):
     assert len(rows) == 3 and rows[-1]["set"][-1] == "train.ema_kimg=0"
     assert len(list(tmp_path.glob("ganforge-digits-t1-m0.05-s0*"))) == 2
     assert "| digits | 1 | 0.05 | ganforge (train.tick_kimg=1 train.metrics=[] train.ema_kimg=0) | 1 |" in r.stdout
+    # --plot-seeds draws only the seeds asked for (nothing is trained: no --minutes)
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "budget.py"), "digits", "--out", str(tmp_path),
+                        "--plot", str(tmp_path / "s0.png"), "--plot-seeds", "0"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "s0.png").stat().st_size > 1000 and len((tmp_path / "results.jsonl").read_text().splitlines()) == 3
