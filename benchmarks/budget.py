@@ -285,6 +285,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--plot-seeds", default=None, help="plot only these seeds (e.g. 0), so that budgets measured "
                    "on different sets of seeds are not drawn as one mean")
     a = p.parse_args(argv)
+    try:
+        plot_seeds = [int(x) for x in a.plot_seeds.split(",")] if a.plot_seeds else None
+    except ValueError:
+        p.error(f"--plot-seeds: comma-separated seed numbers, e.g. 0 or 0,1,2; got {a.plot_seeds!r}")
     if a.threads:
         torch.set_num_threads(a.threads)
     systems = [s for s in a.systems.split(",") if s]
@@ -310,7 +314,7 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append(row)
     summarise([r for r in rows if r["preset"] == a.preset])
     if a.plot:
-        plot(rows, Path(a.plot), a.preset, [int(x) for x in a.plot_seeds.split(",")] if a.plot_seeds else None)
+        plot(rows, Path(a.plot), a.preset, plot_seeds)
 
 
 if __name__ == "__main__":

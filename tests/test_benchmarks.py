@@ -180,3 +180,8 @@ def test_budget_benchmark_runs_both_systems_and_resumes(tmp_path):
                        timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "s0.png").stat().st_size > 1000 and len((tmp_path / "results.jsonl").read_text().splitlines()) == 3
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "budget.py"), "digits", "--out", str(tmp_path),
+                        "--plot", str(tmp_path / "bad.png"), "--plot-seeds", "zero"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and "--plot-seeds: comma-separated seed numbers" in r.stderr
+    assert not (tmp_path / "bad.png").exists()
