@@ -145,6 +145,16 @@ def test_minibatch_std_sees_variety():
     assert same.shape == (8, 4, 4, 4) and same[:, 3].abs().max() < 1e-3  # a collapsed batch: ~0
     assert varied[:, 3].min() > 0.3                                       # a varied one: ~1
     assert MinibatchStd(4)(torch.randn(6, 5)).shape == (6, 6)              # 6 % 4: groups of 3; vectors too
+    # the known value: sample i's extra channel is the mean over features of the std (biased) across its group,
+    # the samples i % 2, i % 2 + 2, ... (8 samples, groups of 4, so 2 groups); gradients flow through it
+    x = torch.randn(8, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    y = layer(x)
+    for i in range(8):
+        members = x[i % 2::2]
+        assert torch.allclose(y[i, 3], (members.var(0, unbiased=False) + 1e-8).sqrt().mean().float().double())
+    assert torch.equal(y[:, :3], x)
+    y[:, 3].sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
 
 
 def test_r3gan_starts_as_its_plain_path():
