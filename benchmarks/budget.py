@@ -285,10 +285,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--plot-seeds", default=None, help="plot only these seeds (e.g. 0), so that budgets measured "
                    "on different sets of seeds are not drawn as one mean")
     a = p.parse_args(argv)
-    try:
-        plot_seeds = [int(x) for x in a.plot_seeds.split(",")] if a.plot_seeds else None
-    except ValueError:
-        p.error(f"--plot-seeds: comma-separated seed numbers, e.g. 0 or 0,1,2; got {a.plot_seeds!r}")
+
+    def numbers(text: str, kind: type, flag: str, example: str) -> list:
+        """A comma list of seeds or budgets, or one argparse message (exit 2) naming the flag."""
+        try:
+            values = [kind(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            values = None
+        if values is None or any(v < 0 if kind is int else not v > 0 for v in values):
+            p.error(f"{flag}: comma-separated {'seed numbers' if kind is int else 'minutes above 0'}, "
+                    f"e.g. {example}; got {text!r}")
+        return values
+
+    plot_seeds = numbers(a.plot_seeds, int, "--plot-seeds", "0 or 0,1,2") if a.plot_seeds else None
+    seeds = numbers(a.seeds, int, "--seeds", "0 or 0,1,2")
+    if not seeds:
+        p.error("--seeds: give at least one seed, e.g. 0 or 0,1,2")
+    budgets = numbers(a.minutes, float, "--minutes", "1 or 1,2,5,10,20")
     if a.threads:
         torch.set_num_threads(a.threads)
     systems = [s for s in a.systems.split(",") if s]
@@ -300,8 +313,8 @@ def main(argv: list[str] | None = None) -> None:
     results = out / "results.jsonl"
     rows = [json.loads(x) for x in results.read_text().splitlines()] if results.exists() else []
     print(f"# {cpu_description()}, {torch.get_num_threads()} threads, torch {torch.__version__}", flush=True)
-    for minutes in [float(m) for m in a.minutes.split(",") if m]:
-        for seed in [int(s) for s in a.seeds.split(",")]:
+    for minutes in budgets:
+        for seed in seeds:
             for system in systems:
                 key = (system, a.preset, torch.get_num_threads(), minutes, seed, a.set)
                 if any((r["system"], r["preset"], r["threads"], r["minutes"], r["seed"], r.get("set", [])) == key

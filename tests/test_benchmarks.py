@@ -185,3 +185,11 @@ def test_budget_benchmark_runs_both_systems_and_resumes(tmp_path):
                        timeout=120)
     assert r.returncode == 2 and "--plot-seeds: comma-separated seed numbers" in r.stderr
     assert not (tmp_path / "bad.png").exists()
+    # a bad seed or budget is one message before anything runs (it was a traceback for --seeds)
+    for flag, value, message in [("--seeds", "0,one", "--seeds: comma-separated seed numbers"),
+                                 ("--minutes", "0", "--minutes: comma-separated minutes above 0"),
+                                 ("--minutes", "1,ten", "--minutes: comma-separated minutes above 0")]:
+        r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "budget.py"), "digits", "--out", str(tmp_path),
+                            "--systems", "ganforge", flag, value], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, (flag, value, r.stderr)
+        assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 3
