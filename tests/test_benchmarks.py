@@ -174,22 +174,21 @@ def test_budget_benchmark_runs_both_systems_and_resumes(tmp_path):
     assert len(rows) == 3 and rows[-1]["set"][-1] == "train.ema_kimg=0"
     assert len(list(tmp_path.glob("ganforge-digits-t1-m0.05-s0*"))) == 2
     assert "| digits | 1 | 0.05 | ganforge (train.tick_kimg=1 train.metrics=[] train.ema_kimg=0) | 1 |" in r.stdout
+    def report(*args: str) -> subprocess.CompletedProcess:  # budget.py on the same results, with these flags
+        return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "budget.py"), "digits", "--out", str(tmp_path),
+                               *args], capture_output=True, text=True, timeout=120)
+
     # --plot-seeds draws only the seeds asked for (nothing is trained: no --minutes)
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "budget.py"), "digits", "--out", str(tmp_path),
-                        "--plot", str(tmp_path / "s0.png"), "--plot-seeds", "0"], capture_output=True, text=True,
-                       timeout=120)
+    r = report("--plot", str(tmp_path / "s0.png"), "--plot-seeds", "0")
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "s0.png").stat().st_size > 1000 and len((tmp_path / "results.jsonl").read_text().splitlines()) == 3
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "budget.py"), "digits", "--out", str(tmp_path),
-                        "--plot", str(tmp_path / "bad.png"), "--plot-seeds", "zero"], capture_output=True, text=True,
-                       timeout=120)
+    r = report("--plot", str(tmp_path / "bad.png"), "--plot-seeds", "zero")
     assert r.returncode == 2 and "--plot-seeds: comma-separated seed numbers" in r.stderr
     assert not (tmp_path / "bad.png").exists()
     # a bad seed or budget is one message before anything runs (it was a traceback for --seeds)
     for flag, value, message in [("--seeds", "0,one", "--seeds: comma-separated seed numbers"),
                                  ("--minutes", "0", "--minutes: comma-separated minutes above 0"),
                                  ("--minutes", "1,ten", "--minutes: comma-separated minutes above 0")]:
-        r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "budget.py"), "digits", "--out", str(tmp_path),
-                            "--systems", "ganforge", flag, value], capture_output=True, text=True, timeout=120)
+        r = report("--systems", "ganforge", flag, value)
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, (flag, value, r.stderr)
         assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 3
