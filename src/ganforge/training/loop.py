@@ -133,6 +133,7 @@ def train(config: Config | dict | str | None = None, *, overrides: list[str] | N
                 step += 1
                 if outputs.progress.rich is not None and step % LIVE_EVERY == 0:  # host counters only: no sync
                     _live(state, outputs, time.time() - tick_start, state.nimg - tick_start_nimg, total_nimg)
+    dist.barrier()  # every rank has closed its outputs and data: the process group is torn down together
     if stop.set and dist.is_main():
         print(f"stopped by {stop.name} at {state.nimg / 1000:.2f} kimg; checkpoint and generator saved in {run_dir}; "
               f"continue with `ganforge train --resume {run_dir}`")

@@ -9,6 +9,7 @@ one RNG state, so a run resumes under any world size. Rank 0 alone writes files.
 """
 from __future__ import annotations
 
+import faulthandler
 import os
 
 import torch
@@ -28,6 +29,8 @@ def init() -> None:
         if torch.cuda.is_available():  # before any collective: NCCL uses the current device (one GPU per rank)
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
         td.init_process_group(backend)
+        if not faulthandler.is_enabled():  # a rank killed by a signal prints where every thread was (torchrun
+            faulthandler.enable()          # itself reports only the signal)
 
 
 def active() -> bool:
