@@ -69,7 +69,9 @@ def test_stacked_benchmark_prints_a_row_per_config_and_seed(tmp_path):
             if line.startswith(("| plain ", "| pac2 "))]
     assert [row[:3] for row in rows] == [["plain", "0", "0.256"], ["pac2", "0", "0.256"]]
     for row in rows:
-        assert 1 <= int(row[4]) <= 1000 and 0 <= float(row[5]) <= 6.91 and "% (triple " in row[6]
+        marginal, dependence = map(float, row[6].split(" + "))
+        assert 1 <= int(row[4]) <= 1000 and 0 <= float(row[5]) <= 6.91 and "% (triple " in row[8]
+        assert marginal + dependence == pytest.approx(float(row[5]), abs=2e-3) and 0 <= int(row[7]) <= 1000
     assert (tmp_path / "runs" / "pac2-s0" / "generator").is_dir()
 
 

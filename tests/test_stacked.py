@@ -83,6 +83,21 @@ def test_mode_coverage_counts_modes_and_the_kl_to_uniform():
     assert v["reverse_kl"] == pytest.approx(math.log(1000) + 0.75 * math.log(0.75) + 0.25 * math.log(0.25))
 
 
+def test_the_kl_splits_into_the_channels_and_their_dependence():
+    d = torch.arange(10)
+    v = mode_coverage(d * 111)  # every channel uniform over its digits, but all three always equal: 10 modes
+    assert v["modes"] == 10 and v["reverse_kl"] == pytest.approx(math.log(100))
+    assert abs(v["marginal_kl"]) < 1e-12 and v["dependence"] == pytest.approx(math.log(100))
+    v = mode_coverage(torch.tensor([0, 1, 10, 11]))  # red always 0; green and blue independent over {0, 1}
+    assert v["modes"] == 4 and v["reverse_kl"] == pytest.approx(math.log(1000 / 4))
+    assert v["marginal_kl"] == pytest.approx(math.log(10) + 2 * math.log(10 / 2)) and abs(v["dependence"]) < 1e-12
+    assert v["rare_modes"] == 1000  # every mode has fewer than 5 samples
+    g = torch.Generator().manual_seed(0)  # an uneven histogram: the split is exact, the dependence >= 0
+    v = mode_coverage(torch.randint(0, 300, (5000,), generator=g))
+    assert v["marginal_kl"] + v["dependence"] == pytest.approx(v["reverse_kl"]) and v["dependence"] >= 0
+    assert "marginal_kl" not in mode_coverage(torch.tensor([0, 1]), n_modes=4)  # no triples: no split
+
+
 def test_the_metric_is_registered_and_refuses_other_data(real8, cache):
     assert "stacked_modes" in METRICS and "stacked" in SPACES
     digits = build_dataset(resolve("digits", ["data.resolution=8"]).data)
