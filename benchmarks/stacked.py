@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from
 import ganforge  # noqa: E402
 from ganforge.data import cache_dir  # noqa: E402
 from ganforge.evaluation import evaluate_target  # noqa: E402
-from ganforge.metrics.stacked import digit_classifier  # noqa: E402
+from ganforge.metrics.stacked import RARE, digit_classifier  # noqa: E402
 from ganforge.utils.device import cpu_description  # noqa: E402
 
 BASE = ["data.name=stacked-digits", "train.metrics=[stacked_modes]"]   # modes at every tick too (cheap)
@@ -89,8 +89,8 @@ def main() -> None:
         _, p = digit_classifier(res, cache_dir(), a.device)   # trained (once, cached) before any run is timed
         print(f"# digit classifier at {res or 8}x{res or 8}: {p['classifier_accuracy']:.1%} of the "
               f"{p['classifier_n_test']} held-out digits, a whole triple {p['triple_accuracy']:.1%}")
-    print("| config | seed | kimg | wall s | modes (of 1000) | reverse KL | marginal KL + dependence | modes < 5 samples "
-          "| classifier accuracy |")
+    print(f"| config | seed | kimg | wall s | modes (of 1000) | reverse KL | marginal KL + dependence "
+          f"| modes < {RARE} samples | classifier accuracy |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, overrides in configs:
         for seed in seeds:
@@ -104,7 +104,8 @@ def main() -> None:
             v, p = r.values, r.protocol
             warn = " (unreliable)" if "warning" in p else ""
             print(f"| {name} | {seed} | {last['kimg']:.3g} | {wall:.0f} | {v['modes']} | {v['reverse_kl']:.3f} | "
-                  f"{v['marginal_kl']:.3f} + {v['dependence']:.3f} | {v['rare_modes']} | {p['classifier_accuracy']:.1%} (triple {p['triple_accuracy']:.1%}){warn} |", flush=True)
+                  f"{v['marginal_kl']:.3f} + {v['dependence']:.3f} | {v['rare_modes']} | "
+                  f"{p['classifier_accuracy']:.1%} (triple {p['triple_accuracy']:.1%}){warn} |", flush=True)
     print(f"runs kept in {root}")
 
 

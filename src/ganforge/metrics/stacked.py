@@ -36,6 +36,7 @@ from .features import FeatureDict, Space
 
 SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))   # (dy, dx) copies of each training digit
 RELIABLE_TRIPLE_ACCURACY = 0.9                        # below it the protocol calls the mode counts unreliable
+RARE = 5                                              # rare_modes: the modes with fewer samples than this
 CLASSIFIER_STEPS = 3000                               # a longer recipe than the domain metrics': misreads inflate
                                                       # mode counts (capped at the domain recipe's 50 epochs)
 
@@ -113,7 +114,7 @@ def mode_coverage(modes: torch.Tensor, n_modes: int = N_MODES) -> dict[str, floa
     if n_modes == N_MODES:
         cube = counts.view(10, 10, 10)  # [r, g, b]: mode = 100 r + 10 g + b
         marginal = sum(_kl_to_uniform(cube.sum(dims)) for dims in ((1, 2), (0, 2), (0, 1)))
-        out.update(marginal_kl=marginal, dependence=out["reverse_kl"] - marginal, rare_modes=int((counts < 5).sum()))
+        out.update(marginal_kl=marginal, dependence=out["reverse_kl"] - marginal, rare_modes=int((counts < RARE).sum()))
     return out
 
 
@@ -124,7 +125,7 @@ def _stacked_modes(inp: Inputs) -> tuple[dict[str, float], dict]:
         reverse_kl="KL(predicted mode histogram || uniform over 1000) = log 1000 - H, nats",
         marginal_kl="sum over the 3 channels of KL(channel's digit histogram || uniform over 10), nats",
         dependence="reverse_kl - marginal_kl = KL(histogram || product of its channel marginals), nats",
-        rare_modes="modes with fewer than 5 samples",
+        rare_modes=f"modes with fewer than {RARE} samples",
         papers_n=26_000)
 
 
