@@ -85,3 +85,17 @@ def test_sync_bn_on_cpu_is_a_clear_error(tmp_path):
     r = torchrun(2, "train", "digits", "--out", str(tmp_path / "s"), "--quiet", *sets)
     assert r.returncode != 0
     assert "ganforge: error: train.sync_bn" in r.stderr, r.stderr
+
+
+def test_a_rank_killed_by_a_signal_says_where_it_was(tmp_path):
+    """torchrun reports only 'Signal 6 (SIGABRT) received'; ganforge's ranks print their Python stacks first."""
+    script = tmp_path / "dies.py"
+    script.write_text("import os\nfrom ganforge.utils import distributed\ndistributed.init()\n"
+                      "if distributed.rank() == 1:\n    os.abort()  # the line the stack must name\n"
+                      "distributed.barrier()\n")
+    env = dict(os.environ, GANFORGE_DIST_BACKEND="gloo", OMP_NUM_THREADS="1")
+    env.pop("PYTHONFAULTHANDLER", None)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode != 0
+    assert "Fatal Python error: Aborted" in r.stderr and f'File "{script}", line 5' in r.stderr, r.stderr
