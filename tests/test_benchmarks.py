@@ -176,6 +176,7 @@ def test_budget_benchmark_runs_both_systems_and_resumes(tmp_path):
     assert len(rows) == 3 and rows[-1]["set"][-1] == "train.ema_kimg=0"
     assert len(list(tmp_path.glob("ganforge-digits-t1-m0.05-s0*"))) == 2
     assert "| digits | 1 | 0.05 | ganforge (train.tick_kimg=1 train.metrics=[] train.ema_kimg=0) | 1 |" in r.stdout
+
     def report(*args: str) -> subprocess.CompletedProcess:  # budget.py on the same results, with these flags
         return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "budget.py"), "digits", "--out", str(tmp_path),
                                *args], capture_output=True, text=True, timeout=120)

@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -35,10 +36,12 @@ NO_BN = TINY + ["model.g_norm=none", "model.d_norm=none", "train.keep_checkpoint
 
 
 
-def torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
+def torchrun(nproc: int, *args: str, script: Path | None = None) -> subprocess.CompletedProcess:
+    """`torchrun ... -m ganforge ARGS` (or `torchrun ... SCRIPT`) on CPU processes; faulthandler is ganforge's own."""
     env = dict(os.environ, GANFORGE_DIST_BACKEND="gloo", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env.pop("PYTHONFAULTHANDLER", None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "ganforge", *args]
+           *([str(script)] if script else ["-m", "ganforge"]), *args]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
 
 
@@ -93,9 +96,6 @@ def test_a_rank_killed_by_a_signal_says_where_it_was(tmp_path):
     script.write_text("import os\nfrom ganforge.utils import distributed\ndistributed.init()\n"
                       "if distributed.rank() == 1:\n    os.abort()  # the line the stack must name\n"
                       "distributed.barrier()\n")
-    env = dict(os.environ, GANFORGE_DIST_BACKEND="gloo", OMP_NUM_THREADS="1")
-    env.pop("PYTHONFAULTHANDLER", None)
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                        str(script)], capture_output=True, text=True, env=env, timeout=120)
+    r = torchrun(2, script=script)
     assert r.returncode != 0
     assert "Fatal Python error: Aborted" in r.stderr and f'File "{script}", line 5' in r.stderr, r.stderr
