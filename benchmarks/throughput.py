@@ -17,7 +17,9 @@ shared machine are noise: read the ratios.
     python benchmarks/throughput.py --quick                  # a tiny smoke run (CI)
 
 Variants (`--variants`): `fast` = train.precision=auto (bf16 autocast where the hardware has it) +
-channels_last; `compiled` = fast + train.compile; `fp32` = the same loop in plain fp32, to separate the
+channels_last; `fast-native` = fast with oneDNN's own convolution weight gradients everywhere
+(train.conv_weight_grad=native; `fast` uses the matrix product where the rule says so, on a CPU with AMX);
+`compiled` = fast + train.compile; `fp32` = the same loop in plain fp32, to separate the
 loop's own savings from those of the number format. Every variant has train.reuse_fakes=true: the generator
 step trains on the discriminator step's fakes, as main.py does. MFU = (FLOPs of one step, counted by
 FlopCounterMode) x steps/s / (matmul peak). The peak is measured here with one big torch.matmul in each precision
@@ -160,13 +162,14 @@ class Reference:
 
 
 def ganforge_config(batch: int, nz: int, ngf: int, ndf: int, device: str, precision: str, channels_last: bool,
-                    compile_: bool) -> Config:
+                    compile_: bool, conv_weight_grad: str = "auto") -> Config:
     cfg = Config()
     m, o, t = cfg.model, cfg.optim, cfg.train
     m.arch, m.z_dim, m.g_width, m.d_width, m.g_norm, m.d_norm = "dcgan", nz, ngf, ndf, "batch", "batch"
     cfg.loss.name = "nonsaturating"  # = BCE on D(G(z)) against "real" labels, as main.py
     o.name, o.g_lr, o.d_lr, o.g_betas, o.d_betas = "adam", 2e-4, 2e-4, [0.5, 0.999], [0.5, 0.999]
     t.batch, t.device, t.precision, t.channels_last, t.compile = batch, device, precision, channels_last, compile_
+    t.conv_weight_grad = conv_weight_grad
     t.reuse_fakes = True  # G's step on the D step's fakes, one G forward per step: main.py's own algorithm
     return cfg
 
@@ -181,10 +184,11 @@ class Ganforge:
         train_step(self.ctx, self.stats)
 
 
-VARIANTS = {  # name -> (train.precision, train.channels_last, train.compile)
-    "fast": ("auto", True, False),
-    "compiled": ("auto", True, True),
-    "fp32": ("fp32", False, False),
+VARIANTS = {  # name -> (train.precision, train.channels_last, train.compile, train.conv_weight_grad)
+    "fast": ("auto", True, False, "auto"),
+    "fast-native": ("auto", True, False, "native"),
+    "compiled": ("auto", True, True, "auto"),
+    "fp32": ("fp32", False, False, "auto"),
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -284,7 +288,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seconds", type=float, default=8.0, help="wall time per measurement")
     p.add_argument("--rounds", type=int, default=3, help="alternations reference / ganforge per batch size")
     p.add_argument("--variants", default="fast,fp32", help="ganforge variants, any of: fast (precision=auto + "
-                   "channels_last), compiled (fast + train.compile), fp32 (the same loop in plain fp32)")
+                   "channels_last), fast-native (fast, oneDNN's weight gradients), compiled (fast + train.compile), "
+                   "fp32 (the same loop in plain fp32)")
     p.add_argument("--ref-workers", default="0,2", help="comma-separated DataLoader worker counts of the reference "
                    "loops, each measured (main.py's default is 2); ratios are against the fastest")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
@@ -317,7 +322,8 @@ def main(argv: list[str] | None = None) -> None:
           f"{rounds} rounds alternating, medians")
 
     labels = {v: f"ganforge[{resolve_precision(VARIANTS[v][0], device, 'image')}"
-                 f"{'+cl' if VARIANTS[v][1] else ''}{'+compile' if VARIANTS[v][2] else ''}]" for v in variants}
+                 f"{'+cl' if VARIANTS[v][1] else ''}{'+compile' if VARIANTS[v][2] else ''}"
+                 f"{'+native-wgrad' if VARIANTS[v][3] == 'native' else ''}]" for v in variants}
     head = f"{'batch':>6}" + "".join(f" {f'reference, {w} workers':>21}" for w in ref_workers) + f" {'ref MFU':>8}"
     for v in variants:
         head += f" | {labels[v]:>26} {'x ref':>6} {'MFU':>6}"

@@ -23,6 +23,19 @@ def test_throughput_quick_prints_the_table():
     assert row[0] == "8" and all(float(v.rstrip("x%")) > 0 for v in row[1:10]), row
 
 
+def test_conv_weight_grad_benchmark_times_every_layer_both_ways():
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "conv_weight_grad.py"), "--net", "fashion",
+                        "--batch", "4", "--repeats", "1", "--threads", "1"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = [line.split() for line in r.stdout.splitlines()[2:]]
+    layers = [row for row in rows if row[1] in ("conv", "convT")]
+    assert len(layers) == 2 * 6  # the fashion DCGAN's 3 + 3 convolutions, in bf16 and in fp32
+    for row in layers:
+        assert float(row[-4]) > 0 and float(row[-3]) > 0 and row[-2] in ("kernel", "product"), row
+        assert row[-1] == "kernel" or row[0] == "bf16"  # 'auto' never picks the product in fp32
+    assert [row[0] for row in rows if row[1] == "all"] == ["bf16", "fp32"]
+
+
 def test_bigan_benchmark_runs(tmp_path):
     tiny = ["train.kimg=0.256", "train.tick_kimg=0.128", "train.batch=32", "model.g_width=16", "model.d_width=16",
             "model.depth=2", "train.metrics=[]"]

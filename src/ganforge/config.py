@@ -125,6 +125,9 @@ class TrainConfig:
     channels_last: Literal["auto"] | bool = "auto"  # channels_last memory format for conv nets; auto = on CUDA
     compile: bool = False         # torch.compile the G and D forward passes (penalties stay eager; eager fallback)
     cudnn_benchmark: bool = True  # CUDA: let cuDNN time its convolution algorithms once per shape and keep the fastest
+    conv_weight_grad: Literal["auto", "native", "gemm"] = "auto"  # CPU: convolution weight gradients as one matrix
+                                  # product (gemm) or oneDNN's kernel (native); auto = gemm where that was measured
+                                  # faster: AMX, bf16, layers with <= 16 positions (training/convgrad.py)
     sync_bn: bool = False         # multi-GPU: batch-norm statistics over the global batch (SyncBatchNorm; not on CPU)
     data_device: Literal["auto", "device", "host"] = "auto"  # keep the dataset on the training device, or stream
                                   # minibatches from host memory (auto: host when it would fill > 1/4 of GPU memory)

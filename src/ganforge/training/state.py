@@ -25,6 +25,7 @@ from ..losses import Objective
 from ..models import build_models, fit_vocab
 from ..optim import make_optimizer
 from ..utils import distributed as dist
+from . import convgrad
 from .budget import Budget, budget_state, load_budget
 from .compile import CompiledOrEager
 from .device import configure_backends, data_on_device, resolve_channels_last, resolve_precision
@@ -161,6 +162,8 @@ def setup(cfg: Config, data: Data, device: torch.device) -> TrainState:
     if cl and not t.compile:  # activations follow the weights' layout (a compiled
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)  # net: inductor's)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)  # plain BatchNorm even with train.sync_bn
+    if not t.compile:  # after the copy (G_ema never trains); a compiled net is inductor's
+        convgrad.install(t.conv_weight_grad, device, G, D)
     if t.sync_bn and dist.active():
         if device.type == "cpu":
             raise GanforgeError("train.sync_bn: torch's SyncBatchNorm needs GPUs (it rejects CPU tensors); on CPU "

@@ -1,0 +1,103 @@
+"""Convolution weight gradients, layer by layer: oneDNN's kernel against one matrix product (train.conv_weight_grad).
+
+For every convolution of a network (by default the 64x64 DCGAN of benchmarks/throughput.py; `--net fashion` for
+the 28x28 DCGAN of the fashion presets) it times the weight gradient both ways on the layer's real shapes, in
+each precision asked for, and prints which is faster and what the 'auto' rule would pick on this CPU. This is
+the measurement the rule in src/ganforge/training/convgrad.py comes from; run it to check the rule on a CPU of
+your own.
+
+    python benchmarks/conv_weight_grad.py                        # DCGAN 64x64, batch 64, bf16 and fp32
+    python benchmarks/conv_weight_grad.py --net fashion --batch 128 --dtypes bf16
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch import nn
+
+from ganforge.config import ModelConfig
+from ganforge.models import build_models
+from ganforge.training import convgrad
+from ganforge.utils.device import cpu_description
+
+NETS = {  # name -> (image shape, z_dim, width)
+    "dcgan64": ((3, 64, 64), 100, 64),
+    "fashion": ((1, 28, 28), 64, 64),
+}
+
+
+def layers(net: str) -> list[tuple[nn.Module, tuple[int, ...]]]:
+    """(convolution, its input shape without the batch) for G and D of the named network."""
+    shape, z, width = NETS[net]
+    G, D = build_models(ModelConfig(arch="dcgan", z_dim=z, g_width=width, d_width=width, g_norm="batch",
+                                    d_norm="batch"), shape, "image", 0)
+    found = []
+    hooks = [m.register_forward_hook(lambda m, i, o: found.append((m, tuple(i[0].shape[1:]))))
+             for m in [*G.modules(), *D.modules()] if convgrad.eligible(m)]
+    with torch.no_grad():
+        G(torch.randn(2, z))
+        D(torch.randn(2, *shape))
+    for h in hooks:
+        h.remove()
+    return found
+
+
+def timed(fn, repeats: int) -> float:
+    fn()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - t0) / repeats
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--net", choices=list(NETS), default="dcgan64")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--dtypes", default="bf16,fp32", help="comma-separated: bf16, fp32")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (0 = torch's default)")
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--nchw", action="store_true", help="contiguous NCHW tensors instead of channels_last")
+    a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    amx = convgrad.has_amx()
+    fmt = torch.contiguous_format if a.nchw else torch.channels_last
+    print(f"{cpu_description()}, torch {torch.__version__}, {torch.get_num_threads()} threads; net {a.net}, batch "
+          f"{a.batch}, {'NCHW' if a.nchw else 'channels_last'}; times of one weight gradient, the mean of "
+          f"{a.repeats} calls after one untimed")
+    print(f"{'dtype':>5} {'layer':>34} {'positions':>9} {'kernel ms':>10} {'product ms':>11} {'faster':>8} "
+          f"{'auto picks':>10}")
+    for name in a.dtypes.split(","):
+        dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[name.strip()]
+        total = {"kernel": 0.0, "product": 0.0, "auto": 0.0}
+        for m, in_shape in layers(a.net):
+            tr = isinstance(m, nn.ConvTranspose2d)
+            x = torch.randn(a.batch, *in_shape).to(dtype).contiguous(memory_format=fmt)
+            w = m.weight.detach().to(dtype)
+            y = m._conv_forward(x, w, None) if not tr else torch.nn.functional.conv_transpose2d(
+                x, w, None, m.stride, m.padding, m.output_padding)
+            dy = torch.randn_like(y).contiguous(memory_format=fmt)
+            kernel = timed(lambda: torch.ops.aten.convolution_backward(
+                dy, x, w, None, m.stride, m.padding, m.dilation, tr, m.output_padding if tr else (0, 0), 1,
+                (False, True, False)), a.repeats)
+            product = timed(lambda: convgrad.gemm_weight_grad(x, dy, tuple(w.shape), m.stride, m.padding, tr),
+                            a.repeats)
+            rows = x if tr else dy
+            pos = rows.shape[2] * rows.shape[3]
+            picks = "product" if convgrad.auto_picks_product(m, x, dtype, amx) else "kernel"
+            total["kernel"] += kernel
+            total["product"] += product
+            total["auto"] += product if picks == "product" else kernel
+            layer = (f"{'convT' if tr else 'conv'} {in_shape[0]}->{w.shape[1] if tr else w.shape[0]} "
+                     f"{in_shape[1]}x{in_shape[2]}->{y.shape[2]}x{y.shape[3]}")
+            print(f"{name:>5} {layer:>34} {pos:>9} {kernel * 1e3:>10.2f} {product * 1e3:>11.2f} "
+                  f"{'product' if product < kernel else 'kernel':>8} {picks:>10}")
+        print(f"{name:>5} {'all layers':>34} {'':>9} {total['kernel'] * 1e3:>10.2f} {total['product'] * 1e3:>11.2f} "
+              f"{'':>8} {total['auto'] * 1e3:>7.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
