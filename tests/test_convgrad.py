@@ -127,6 +127,13 @@ def test_the_auto_rule(monkeypatch):
     down_wide = nn.Conv2d(8, 16, 4, 2, 1, bias=False)                  # 16x16 -> 8x8 out: 64
     net = nn.Sequential(stem, up, up_wide, down_wide, down)
     assert convgrad.install("auto", CPU, net) == 5
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # narrow layers (< LARGE weights): PyTorch's kernels
+        net(torch.randn(2, 64, 1, 1)).float().sum().backward()
+    assert [m._gf.gemm_runs for m in net] == [0, 0, 0, 0, 0]
+    assert convgrad.auto_picks_product(nn.ConvTranspose2d(512, 256, 4, 2, 1), torch.randn(1, 512, 4, 4),
+                                       torch.bfloat16, amx=True)  # the 64x64 DCGAN's wide 4x4 layer
+    monkeypatch.setattr(convgrad, "LARGE", 1)  # from here on: the positions part of the rule
+    net.zero_grad()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         net(torch.randn(2, 64, 1, 1)).float().sum().backward()
     assert [m._gf.gemm_runs for m in net] == [1, 1, 0, 0, 1]

@@ -6,8 +6,10 @@ On a CPU with AMX, in bf16, that kernel ran the wide layers with few positions o
 and 512 channels) at 0.22 TFLOP/s, where unfold + matrix product ran at 0.7, 3x faster (the stem on the 1x1
 latent and the 1x1 head: 3x to 10x); on maps of 8x8 positions and more the unfold costs more than the kernel, and
 in fp32 the gain was smaller and not stable (measured per layer on a 2-core Intel Xeon with AMX,
-benchmarks/conv_weight_grad.py; docs/benchmarks.md "Speed"). Hence the rule of 'auto': the matrix product for the
-layers with at most SMALL positions per sample on a CPU with AMX in bf16, PyTorch's kernel everywhere else. It is
+benchmarks/conv_weight_grad.py; docs/benchmarks.md "Speed"). Narrow layers lost with it (the digits preset ran 24% slower when
+every layer with few positions took the product). Hence the rule of 'auto': the matrix product for the layers
+with at most SMALL positions per sample and at least LARGE weights, on a CPU with AMX in bf16, PyTorch's kernel
+everywhere else. It is
 a rule of shapes, not a timing, so two runs, and a run and its resumption, make the same choices.
 
 The forward pass and the input gradient stay PyTorch's own kernels. Where the backward pass itself is being
@@ -23,6 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 SMALL = 16  # 'auto': positions per sample (output for a convolution, input for a transposed one) at most this
+LARGE = 1 << 19  # 'auto': and at least this many weights (narrow layers ran slower with the product: the digits
+                 # preset lost 24% of its speed when every layer with few positions took it)
 
 
 def gemm_weight_grad(x: torch.Tensor, dy: torch.Tensor, wshape: tuple[int, ...], stride: tuple[int, int],
@@ -49,6 +53,8 @@ class _Layer:
         self.stride, self.padding, self.dilation = tuple(m.stride), tuple(m.padding), tuple(m.dilation)
         self.out_pad = (0, 0)  # a transposed convolution's output padding, set by each forward call
         self.kernel = tuple(m.kernel_size)
+        self.weights = m.in_channels * m.out_channels * self.kernel[0] * self.kernel[1]  # not m.weight: reading a
+        # parametrized weight runs its parametrization (spectral norm's power iteration)
         self.mode, self.amx = mode, amx
         self.gemm_runs = 0  # weight gradients computed as a matrix product so far
         self.plain_forward = m.forward
@@ -63,10 +69,10 @@ class _Layer:
         return (dy, x, w, bias_sizes, self.stride, self.padding, self.dilation, self.transposed, self.out_pad, 1)
 
     def wants_gemm(self, x: torch.Tensor, dtype: torch.dtype) -> bool:
-        """The rule, for input x computed in dtype: 'gemm' always; 'auto' on AMX in bf16 with few positions."""
+        """The rule, for input x computed in dtype: 'gemm' always; 'auto' on AMX in bf16, wide, few positions."""
         if self.mode == "gemm":
             return True
-        if not (self.amx and dtype == torch.bfloat16):
+        if not (self.amx and dtype == torch.bfloat16 and self.weights >= LARGE):
             return False
         h, w = x.shape[2], x.shape[3]
         if not self.transposed:  # the output's positions
