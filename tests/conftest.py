@@ -19,6 +19,22 @@ TINY = ["data.resolution=8", "model.z_dim=8", "model.g_width=8", "model.d_width=
         "train.precision=fp32", "train.metrics=[]"]  # pinned: the digits preset's own values may change
 
 
+def resume_is_exact(overrides: list[str], tmp_path: Path) -> Path:
+    """Train TINY's 256 images in one run, and 128 then a resume to 256 in another: every G, D and G_ema tensor
+    of the last checkpoints must be equal bit for bit. Returns the one-run directory."""
+    import ganforge
+    from ganforge.training.checkpoint import list_checkpoints, load_checkpoint
+
+    full = ganforge.train("digits", overrides=overrides, out=tmp_path / "f", progress=False)
+    half = ganforge.train("digits", overrides=overrides + ["train.kimg=0.128"], out=tmp_path / "h", progress=False)
+    ganforge.train(resume=half, overrides=["train.kimg=0.256"], progress=False)
+    a, b = (load_checkpoint(list_checkpoints(r)[-1]) for r in (full, half))
+    for name in ("G_ema", "G", "D"):
+        for k in a[name]:
+            assert torch.equal(a[name][k], b[name][k]), (name, k)
+    return full
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run `python -m ganforge ...` in a subprocess and capture its output."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")

@@ -4,16 +4,14 @@ import json
 import pytest
 import torch
 
-import ganforge
 from ganforge.components import resolve
 from ganforge.data import build_dataset
 from ganforge.training import device as dev
 from ganforge.training.state import setup
 from ganforge.training.step import train_step
 from ganforge.utils.stats import Stats
-from ganforge.training.checkpoint import list_checkpoints, load_checkpoint
 
-from .conftest import TINY
+from .conftest import TINY, resume_is_exact
 
 CPU = torch.device("cpu")
 
@@ -54,13 +52,7 @@ def test_channels_last_reaches_data_and_activations():
 
 def test_bf16_channels_last_resume_is_bit_identical(tmp_path):
     fast = TINY + ["train.precision=bf16", "train.channels_last=true", "train.tick_kimg=0.128"]
-    full = ganforge.train("digits", overrides=fast, out=tmp_path / "f", progress=False)
-    half = ganforge.train("digits", overrides=fast + ["train.kimg=0.128"], out=tmp_path / "h", progress=False)
-    ganforge.train(resume=half, overrides=["train.kimg=0.256"], progress=False)
-    a, b = (load_checkpoint(list_checkpoints(r)[-1]) for r in (full, half))
-    for name in ("G_ema", "G", "D"):
-        for k in a[name]:
-            assert torch.equal(a[name][k], b[name][k]), (name, k)
+    full = resume_is_exact(fast, tmp_path)
     ticks = [json.loads(x) for x in (full / "log.jsonl").read_text().splitlines()]
     assert ticks[-1]["precision"] == "bf16"
 
