@@ -96,6 +96,18 @@ def test_an_installed_net_trains_as_pytorchs_own(penalty, channels_last):
     assert convgrad.gemm_runs(b) == 4
 
 
+def test_transposed_calls_with_an_output_size_give_pytorchs_gradients():
+    torch.manual_seed(0)
+    a = nn.ConvTranspose2d(3, 2, 3, 2, 1).double()
+    b = copy.deepcopy(a)
+    convgrad.install("gemm", CPU, b)
+    x = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    for net in (a, b):  # output_padding 1, then 0, both graphs alive when backward runs
+        (net(x, output_size=[8, 8]).square().sum() + net(x, output_size=[7, 7]).sum()).backward()
+    torch.testing.assert_close(b.weight.grad, a.weight.grad, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(b.bias.grad, a.bias.grad, rtol=1e-9, atol=1e-12)
+
+
 def test_bf16_autocast_follows_autocasts_rule():
     torch.manual_seed(0)
     a = _net()

@@ -51,7 +51,8 @@ class _Layer:
     def __init__(self, m: nn.Module, mode: str, amx: bool):
         self.transposed = isinstance(m, nn.ConvTranspose2d)
         self.stride, self.padding, self.dilation = tuple(m.stride), tuple(m.padding), tuple(m.dilation)
-        self.out_pad = (0, 0)  # a transposed convolution's output padding, set by each forward call
+        self.out_pad = (0, 0)  # a transposed convolution's output padding, set by each forward call (and kept by
+        # that call's backward: output_size may differ between calls)
         self.kernel = tuple(m.kernel_size)
         self.weights = m.in_channels * m.out_channels * self.kernel[0] * self.kernel[1]  # not m.weight: reading a
         # parametrized weight runs its parametrization (spectral norm's power iteration)
@@ -64,9 +65,9 @@ class _Layer:
             return F.conv_transpose2d(x, w, b, self.stride, self.padding, self.out_pad, 1, self.dilation)
         return F.conv2d(x, w, b, self.stride, self.padding, self.dilation, 1)
 
-    def backward_args(self, dy, x, w, bias: bool):
+    def backward_args(self, dy, x, w, bias: bool, out_pad: tuple[int, int]):
         bias_sizes = [w.shape[1] if self.transposed else w.shape[0]] if bias else None
-        return (dy, x, w, bias_sizes, self.stride, self.padding, self.dilation, self.transposed, self.out_pad, 1)
+        return (dy, x, w, bias_sizes, self.stride, self.padding, self.dilation, self.transposed, out_pad, 1)
 
     def wants_gemm(self, x: torch.Tensor, dtype: torch.dtype) -> bool:
         """The rule, for input x computed in dtype: 'gemm' always; 'auto' on AMX in bf16, wide, few positions."""
@@ -88,7 +89,7 @@ class _Layer:
 class _ConvFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, b, layer):
-        ctx.layer, ctx.bias = layer, b is not None
+        ctx.layer, ctx.bias, ctx.out_pad = layer, b is not None, layer.out_pad  # this call's, for its backward
         ctx.save_for_backward(x, w)
         return layer.conv(x, w, b)
 
@@ -99,7 +100,7 @@ class _ConvFn(torch.autograd.Function):
         nx, nw, nb = ctx.needs_input_grad[:3]
         cl = x.is_contiguous(memory_format=torch.channels_last)
         dy = dy.contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format)
-        args = layer.backward_args(dy, x, w, ctx.bias)
+        args = layer.backward_args(dy, x, w, ctx.bias, ctx.out_pad)
         if torch.is_grad_enabled():  # create_graph: PyTorch's differentiable backward, all of it
             gx, gw, gb = torch.ops.aten.convolution_backward(*args, (nx, nw, nb))
             return gx, gw, gb, None
