@@ -40,6 +40,53 @@ def test_eval_samples_npz(tmp_path):
     assert "fid" in r.stdout and "toy" in r.stdout
 
 
+def test_eval_a_checkpoint_scores_its_generator(tmp_path):
+    """RUN_DIR/checkpoints/ckpt-<N>.pt is scored with that checkpoint's G_ema: the newest checkpoint gives exactly
+    the run's numbers (the exported generator is the last tick's), an earlier one its own, logged at its kimg."""
+    from ganforge.evaluation import evaluate_target
+
+    run = ganforge.train("ring", overrides=["train.kimg=1", "train.tick_kimg=0.5", "train.batch=64",
+                                            "train.keep_checkpoints=0", "model.g_width=16", "model.d_width=16",
+                                            "data.n=1000", "optim.lr_kimg=1"],
+                         out=tmp_path / "ring", progress=False)
+    ckpts = sorted((run / "checkpoints").glob("ckpt-*.pt"))
+    assert len(ckpts) == 2
+    whole = evaluate_target(run, ["toy", "fid"], n=500)
+    last = evaluate_target(ckpts[-1], ["toy", "fid"], n=500)
+    first = evaluate_target(ckpts[0], ["toy", "fid"], n=500)
+    assert last["fid"].values == whole["fid"].values and last["toy"].values == whole["toy"].values
+    assert first["fid"].values["fid"] != whole["fid"].values["fid"]
+    logged = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [round(x["kimg"], 3) for x in logged if x["name"] == "fid"] == [1.024, 1.024, 0.512]
+    # the CLI takes it too
+    r = run_cli("eval", str(ckpts[0]), "--metrics", "toy", "--n", "500")
+    assert r.returncode == 0, r.stderr
+    assert f"modes={first['toy'].values['modes']}" in r.stdout
+
+
+def test_eval_checkpoint_errors(tmp_path):
+    run = _ring_run(tmp_path)
+    ckpt = sorted((run / "checkpoints").glob("ckpt-*.pt"))[-1]
+    loose = tmp_path / "loose.pt"
+    loose.write_bytes(ckpt.read_bytes())
+    r = run_cli("eval", str(loose))
+    assert r.returncode == 2 and "RUN_DIR/checkpoints/ckpt-<N>.pt" in r.stderr
+    r = run_cli("eval", str(run / "checkpoints" / "ckpt-0000999999.pt"))
+    assert r.returncode == 2 and "not found" in r.stderr
+    bad = run / "checkpoints" / "ckpt-0000999999.pt"
+    bad.write_bytes(ckpt.read_bytes()[:100])
+    r = run_cli("eval", str(bad))
+    assert r.returncode == 2 and "corrupt or truncated" in r.stderr
+    other = ganforge.train("ring", overrides=["train.kimg=0.5", "train.tick_kimg=0.5", "train.batch=64",
+                                              "model.g_width=32", "model.d_width=16", "data.n=1000",
+                                              "optim.lr_kimg=0.5"], out=tmp_path / "wide", progress=False)
+    alien = run / "checkpoints" / "ckpt-0000999998.pt"
+    alien.write_bytes(sorted((other / "checkpoints").glob("ckpt-*.pt"))[-1].read_bytes())
+    r = run_cli("eval", str(alien))
+    assert r.returncode == 2 and "do not match" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
 def test_eval_errors(tmp_path):
     np.savez(tmp_path / "bad.npz", other=np.zeros(3))
     r = run_cli("eval", str(tmp_path / "bad.npz"), "--set", "data.name=ring")

@@ -387,9 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     ed.set_defaults(fn=_edit)
 
-    e = sub.add_parser("eval", help="metrics of a run, a samples .npz or (text) a samples .txt against its dataset",
+    e = sub.add_parser("eval", help="metrics of a run (or one of its checkpoints), a samples .npz or (text) a samples "
+                       ".txt against its dataset",
                        epilog_fn=_metric_list, formatter_class=argparse.RawDescriptionHelpFormatter)
-    e.add_argument("target", help="RUN_DIR, SAMPLES.npz or (text) SAMPLES.txt")
+    e.add_argument("target", help="RUN_DIR, RUN_DIR/checkpoints/ckpt-<N>.pt (that checkpoint's generator), "
+                   "SAMPLES.npz or (text) SAMPLES.txt")
     e.add_argument("--metrics", help="comma-separated metric names (default: the dataset's sensible set)")
     e.add_argument("--n", type=int, default=None, help="number of generated samples (and real items)")
     e.add_argument("--seed", type=int, default=0)

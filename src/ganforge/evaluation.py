@@ -158,9 +158,10 @@ def _fake_from_npz(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
 
 def evaluate_target(target, metrics: list[str] | None = None, *, n: int | None = None, seed: int = 0,
                     device: str = "cpu", data_overrides: list[str] | None = None) -> dict:
-    """RUN_DIR (its exported generator), SAMPLES.npz or (text) SAMPLES.txt -> {metric name: MetricResult}.
+    """RUN_DIR (its exported generator), RUN_DIR/checkpoints/ckpt-<N>.pt (that checkpoint's G_ema), SAMPLES.npz or
+    (text) SAMPLES.txt -> {metric name: MetricResult}.
 
-    For a run the dataset comes from its config; for samples give it with data_overrides (e.g. ["data.name=fashion"],
+    For a run or a checkpoint the dataset comes from the run's config; for samples give it with data_overrides (e.g. ["data.name=fashion"],
     ["data.name=words"]). A text run's generator is sampled as strings; its held-out lines come from the run's
     dataset config. A run's results are appended to RUN_DIR/metrics.jsonl with their protocol.
     """
@@ -174,6 +175,9 @@ def evaluate_target(target, metrics: list[str] | None = None, *, n: int | None =
         run_dir = p
         g = load(p, device=device)
         cfg = from_artefact(g.meta["config"], f"{p}/generator/config.json")
+    elif p.suffix == ".pt":
+        g, run_dir = _checkpoint_generator(p, device)
+        cfg = from_artefact(g.meta["config"], f"{run_dir}/generator/config.json")
     elif p.suffix in (".npz", ".txt") and p.is_file():
         g = None
         cfg = Config()
@@ -181,7 +185,8 @@ def evaluate_target(target, metrics: list[str] | None = None, *, n: int | None =
             raise GanforgeError(f"{p}: say which dataset the samples are compared with, e.g. --set data.name="
                                 f"{'words' if p.suffix == '.txt' else 'fashion'}")
     else:
-        raise GanforgeError(f"{p}: expected a run directory, a samples .npz file or (text) a samples .txt file")
+        raise GanforgeError(f"{p}: expected a run directory, a run's checkpoint (RUN_DIR/checkpoints/ckpt-<N>.pt), "
+                            "a samples .npz file or (text) a samples .txt file")
     bad = [o for o in data_overrides or [] if not o.startswith(("data.", "metrics."))]
     if bad:
         raise GanforgeError(f"--set {bad[0]}: eval takes only data.* keys (which data to compare with) and "
@@ -219,6 +224,26 @@ def evaluate_target(target, metrics: list[str] | None = None, *, n: int | None =
     if run_dir is not None:
         _append_results(run_dir, g, results)
     return results
+
+
+def _checkpoint_generator(p: Path, device: str):
+    """RUN_DIR/checkpoints/ckpt-<N>.pt -> (the run's exported generator carrying that checkpoint's G_ema, RUN_DIR):
+    what the run would have exported at that tick, so every checkpoint a run keeps can be scored afterwards."""
+    from .training.checkpoint import CKPT_RE, load_checkpoint
+
+    if p.parent.name != "checkpoints" or not CKPT_RE.match(p.name):
+        raise GanforgeError(f"{p}: a checkpoint is evaluated inside its run, as RUN_DIR/checkpoints/ckpt-<N>.pt "
+                            "(the run's generator/ folder describes the network)")
+    state = load_checkpoint(p)
+    run_dir = p.parent.parent
+    g = load(run_dir, device=device)
+    try:
+        g.net.load_state_dict(state["G_ema"])
+    except (RuntimeError, KeyError) as e:
+        raise GanforgeError(f"{p}: its generator weights do not match {run_dir}/generator (a checkpoint of another "
+                            f"run or model copied here?): {type(e).__name__}") from None
+    g.meta = {**g.meta, "nimg": int(state["nimg"])}
+    return g, run_dir
 
 
 def _append_results(run_dir: Path, g, results: dict) -> None:
