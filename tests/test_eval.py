@@ -65,26 +65,26 @@ def test_eval_a_checkpoint_scores_its_generator(tmp_path):
 
 
 def test_eval_checkpoint_errors(tmp_path):
+    """A checkpoint outside its run, a missing or truncated one, or one of another model: one clear message each."""
     run = _ring_run(tmp_path)
     ckpt = sorted((run / "checkpoints").glob("ckpt-*.pt"))[-1]
     loose = tmp_path / "loose.pt"
     loose.write_bytes(ckpt.read_bytes())
     r = run_cli("eval", str(loose))
-    assert r.returncode == 2 and "RUN_DIR/checkpoints/ckpt-<N>.pt" in r.stderr
+    assert "Traceback" not in r.stderr and r.returncode == 2 and "RUN_DIR/checkpoints/ckpt-<N>.pt" in r.stderr
     r = run_cli("eval", str(run / "checkpoints" / "ckpt-0000999999.pt"))
-    assert r.returncode == 2 and "not found" in r.stderr
+    assert "Traceback" not in r.stderr and r.returncode == 2 and "not found" in r.stderr
     bad = run / "checkpoints" / "ckpt-0000999999.pt"
     bad.write_bytes(ckpt.read_bytes()[:100])
     r = run_cli("eval", str(bad))
-    assert r.returncode == 2 and "corrupt or truncated" in r.stderr
+    assert "Traceback" not in r.stderr and r.returncode == 2 and "corrupt or truncated" in r.stderr
     other = ganforge.train("ring", overrides=["train.kimg=0.5", "train.tick_kimg=0.5", "train.batch=64",
                                               "model.g_width=32", "model.d_width=16", "data.n=1000",
                                               "optim.lr_kimg=0.5"], out=tmp_path / "wide", progress=False)
     alien = run / "checkpoints" / "ckpt-0000999998.pt"
     alien.write_bytes(sorted((other / "checkpoints").glob("ckpt-*.pt"))[-1].read_bytes())
     r = run_cli("eval", str(alien))
-    assert r.returncode == 2 and "do not match" in r.stderr
-    assert "Traceback" not in r.stderr
+    assert "Traceback" not in r.stderr and r.returncode == 2 and "do not match" in r.stderr
 
 
 def test_eval_errors(tmp_path):

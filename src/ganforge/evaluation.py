@@ -161,9 +161,10 @@ def evaluate_target(target, metrics: list[str] | None = None, *, n: int | None =
     """RUN_DIR (its exported generator), RUN_DIR/checkpoints/ckpt-<N>.pt (that checkpoint's G_ema), SAMPLES.npz or
     (text) SAMPLES.txt -> {metric name: MetricResult}.
 
-    For a run or a checkpoint the dataset comes from the run's config; for samples give it with data_overrides (e.g. ["data.name=fashion"],
-    ["data.name=words"]). A text run's generator is sampled as strings; its held-out lines come from the run's
-    dataset config. A run's results are appended to RUN_DIR/metrics.jsonl with their protocol.
+    For a run or a checkpoint the dataset comes from the run's config; for samples give it with data_overrides
+    (e.g. ["data.name=fashion"], ["data.name=words"]). A text run's generator is sampled as strings; its held-out
+    lines come from the run's dataset config. A run's results (a checkpoint's too) are appended to
+    RUN_DIR/metrics.jsonl with their protocol.
     """
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise GanforgeError(f"--n: the number of samples must be a whole number >= 1, got {n!r}")
