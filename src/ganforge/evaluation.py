@@ -18,6 +18,7 @@ from .metrics import METRICS, evaluate
 from .metrics import dinov2
 from .metrics.inception import weights_available
 from .sampling import load
+from .training.checkpoint import CKPT_RE, load_checkpoint
 from .utils.device import pick_device
 from .utils.files import append_jsonl, read_array
 from .utils.images import save_image_grid, to_chw
@@ -230,8 +231,6 @@ def evaluate_target(target, metrics: list[str] | None = None, *, n: int | None =
 def _checkpoint_generator(p: Path, device: str):
     """RUN_DIR/checkpoints/ckpt-<N>.pt -> (the run's exported generator carrying that checkpoint's G_ema, RUN_DIR):
     what the run would have exported at that tick, so every checkpoint a run keeps can be scored afterwards."""
-    from .training.checkpoint import CKPT_RE, load_checkpoint
-
     if p.parent.name != "checkpoints" or not CKPT_RE.match(p.name):
         raise GanforgeError(f"{p}: a checkpoint is evaluated inside its run, as RUN_DIR/checkpoints/ckpt-<N>.pt "
                             "(the run's generator/ folder describes the network)")
