@@ -6,10 +6,11 @@ On a CPU with AMX, in bf16, that kernel ran the wide layers with few positions o
 and 512 channels) at 0.22 TFLOP/s, where unfold + matrix product ran at 0.7, 3x faster (the stem on the 1x1
 latent and the 1x1 head: 3x to 10x); on maps of 8x8 positions and more the unfold costs more than the kernel, and
 in fp32 the gain was smaller and not stable (measured per layer on a 2-core Intel Xeon with AMX,
-benchmarks/conv_weight_grad.py; docs/benchmarks.md "Speed"). Narrow layers lost with it (the digits preset ran
-24% slower when every layer with few positions took the product). Hence the rule of 'auto': the matrix product
-for the layers with at most SMALL positions per sample and at least LARGE weights, on a CPU with AMX in bf16,
-PyTorch's kernel everywhere else. It is a rule of shapes, not a timing, so two runs, and a run and its
+benchmarks/conv_weight_grad.py; docs/benchmarks.md "Speed"); on an Ice Lake without bf16 it was a stable 2x per
+layer in fp32, yet the whole step ran 7-9% slower with it in one of two runs (+10% / -3% in the other).
+Narrow layers lost with it (the digits preset ran 24% slower when every layer with few positions took the
+product). Hence the rule of 'auto': the matrix product for the layers with at most SMALL positions per sample
+and at least LARGE weights, on a CPU with AMX in bf16, PyTorch's kernel everywhere else. It is a rule of shapes, not a timing, so two runs, and a run and its
 resumption, make the same choices.
 
 The forward pass and the input gradient stay PyTorch's own kernels. Where the backward pass itself is being
