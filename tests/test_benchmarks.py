@@ -128,6 +128,22 @@ def _throughput_module():
     return mod
 
 
+def _quick_table(tp, peak_stub, capsys):
+    """Run throughput.py --quick (fp32, one reference) with the peak probe replaced by peak_stub; return its
+    printed lines and the cells of the table's one row."""
+    import torch
+
+    tp.matmul_peak = peak_stub
+    threads = torch.get_num_threads()
+    try:
+        tp.main(["--quick", "--threads", "1", "--device", "cpu", "--ref-workers", "0", "--variants", "fp32"])
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out.splitlines()
+    head = next(i for i, line in enumerate(out) if line.split()[:2] == ["batch", "reference,"])
+    return out, out[head + 2].replace("|", " ").split()
+
+
 @pytest.mark.parametrize("peaks,best", [
     ({"fp32": 0.30e12, "bf16": 0.03e12}, "fp32"),   # no native bf16 (Ice Lake): bf16 is emulated, 10x slower
     ({"fp32": 0.20e12, "bf16": 0.40e12}, "bf16"),   # AVX512-BF16 (EPYC): bf16 at twice fp32's rate
@@ -142,16 +158,8 @@ def test_the_ceiling_and_mfu_use_the_fastest_precision_the_machine_has(peaks, be
     names = {torch.float32: "fp32", torch.bfloat16: "bf16"}
     stub = lambda device, n, dtype=torch.bfloat16: peaks[names[dtype]]  # noqa: E731
     assert tp.machine_peak(torch.device("cpu"), 8, stub) == (peaks[best], best, peaks)
-    tp.matmul_peak = stub
-    threads = torch.get_num_threads()
-    try:
-        tp.main(["--quick", "--threads", "1", "--device", "cpu", "--ref-workers", "0", "--variants", "fp32"])
-    finally:
-        torch.set_num_threads(threads)
-    out = capsys.readouterr().out.splitlines()
+    out, cells = _quick_table(tp, stub, capsys)
     assert f"MFU and the ceiling use the fastest, {best} ({peaks[best] / 1e12:.3f} TFLOP/s)" in out[0]
-    head = next(i for i, line in enumerate(out) if line.split()[:2] == ["batch", "reference,"])
-    cells = out[head + 2].replace("|", " ").split()
     # batch, reference img/s, its MFU | ganforge img/s, x ref, its MFU | GFLOP/img (ganforge's step), ceiling
     ref_speed, speed, mfu = float(cells[1]), float(cells[3]), float(cells[5].rstrip("%")) / 100
     gflop, ceiling = float(cells[6]), float(cells[7].rstrip("x"))
@@ -178,17 +186,9 @@ def test_the_peak_is_measured_again_and_the_best_counts(capsys):
         slow = len(calls) <= 2  # the first measurement of both precisions
         return (0.1e12 if slow else 0.3e12) if dtype == torch.float32 else 0.01e12
 
-    tp.matmul_peak = stub
-    threads = torch.get_num_threads()
-    try:
-        tp.main(["--quick", "--threads", "1", "--device", "cpu", "--ref-workers", "0", "--variants", "fp32"])
-    finally:
-        torch.set_num_threads(threads)
-    out = capsys.readouterr().out.splitlines()
+    out, cells = _quick_table(tp, stub, capsys)
     assert "fp32 (0.100 TFLOP/s)" in out[0]  # the header reports the first measurement
     assert len(calls) == 4 and "the best of all 2 measurements: fp32 0.300, bf16 0.010 TFLOP/s." in out[-1]
-    head = next(i for i, line in enumerate(out) if line.split()[:2] == ["batch", "reference,"])
-    cells = out[head + 2].replace("|", " ").split()
     speed, mfu, gflop = float(cells[3]), float(cells[5].rstrip("%")) / 100, float(cells[6])
     lo, hi = max(speed - 0.05, 0) * (gflop - 5e-4) * 1e9 / 0.3e12, (speed + 0.05) * (gflop + 5e-4) * 1e9 / 0.3e12
     assert lo - 5e-5 <= mfu <= hi + 5e-5  # divided by 0.3, not by the slow 0.1 (which would triple it)

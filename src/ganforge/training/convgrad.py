@@ -10,8 +10,8 @@ benchmarks/conv_weight_grad.py; docs/benchmarks.md "Speed"); on an Ice Lake with
 layer in fp32, yet the whole step ran 7-9% slower with it in one of two runs (+10% / -3% in the other).
 Narrow layers lost with it (the digits preset ran 24% slower when every layer with few positions took the
 product). Hence the rule of 'auto': the matrix product for the layers with at most SMALL positions per sample
-and at least LARGE weights, on a CPU with AMX in bf16, PyTorch's kernel everywhere else. It is a rule of shapes, not a timing, so two runs, and a run and its
-resumption, make the same choices.
+and at least LARGE weights, on a CPU with AMX in bf16, PyTorch's kernel everywhere else. It is a rule of shapes,
+not a timing, so two runs, and a run and its resumption, make the same choices.
 
 The forward pass and the input gradient stay PyTorch's own kernels. Where the backward pass itself is being
 differentiated (R1/R2 and the gradient penalty call autograd.grad with create_graph=True) the whole backward is
