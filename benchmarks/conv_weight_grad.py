@@ -8,6 +8,11 @@ your own.
 
     python benchmarks/conv_weight_grad.py                        # DCGAN 64x64, batch 64, bf16 and fp32
     python benchmarks/conv_weight_grad.py --net fashion --batch 128 --dtypes bf16
+    python benchmarks/conv_weight_grad.py --dtypes fp32 --passes    # + forward and input gradient, % of the peak
+
+`--passes` adds a second table: each layer's three passes (forward, input gradient, weight gradient) with
+PyTorch's own kernels, each as a share of the machine's matrix-multiplication peak (benchmarks/throughput.py's
+measurement: the fastest precision this CPU really has). It tells which pass keeps a step from that peak.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import time
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from ganforge.config import ModelConfig
 from ganforge.models import build_models
@@ -26,6 +32,7 @@ NETS = {  # name -> (image shape, z_dim, width)
     "dcgan64": ((3, 64, 64), 100, 64),
     "fashion": ((1, 28, 28), 64, 64),
 }
+DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 
 def layers(net: str) -> list[tuple[nn.Module, tuple[int, ...]]]:
@@ -52,6 +59,42 @@ def timed(fn, repeats: int) -> float:
     return (time.perf_counter() - t0) / repeats
 
 
+def passes(net: str, batch: int, dtype: torch.dtype, fmt, repeats: int, peak: float, name: str) -> None:
+    """Forward, input gradient and weight gradient of every layer with PyTorch's kernels, ms and % of `peak`."""
+    print(f"{'dtype':>5} {'layer':>34} {'GFLOP':>7} {'forward ms':>11} {'%':>4} {'input grad ms':>14} {'%':>4} "
+          f"{'weight grad ms':>15} {'%':>4}")
+    total = [0.0, 0.0, 0.0]
+    flops_all = 0
+    for m, in_shape in layers(net):
+        tr = isinstance(m, nn.ConvTranspose2d)
+        x = torch.randn(batch, *in_shape).to(dtype).contiguous(memory_format=fmt)
+        w = m.weight.detach().to(dtype)
+
+        def forward():
+            return (torch.nn.functional.conv_transpose2d(x, w, None, m.stride, m.padding, m.output_padding) if tr
+                    else m._conv_forward(x, w, None))
+
+        with FlopCounterMode(display=False) as fc:
+            y = forward()
+        flops = fc.get_total_flops()  # each backward pass computes as many products as the forward
+        dy = torch.randn_like(y).contiguous(memory_format=fmt)
+
+        def backward(mask):
+            return torch.ops.aten.convolution_backward(dy, x, w, None, m.stride, m.padding, m.dilation, tr,
+                                                       m.output_padding if tr else (0, 0), 1, mask)
+
+        times = [timed(forward, repeats), timed(lambda: backward((True, False, False)), repeats),
+                 timed(lambda: backward((False, True, False)), repeats)]
+        total = [t + s for t, s in zip(total, times)]
+        flops_all += flops
+        layer = (f"{'convT' if tr else 'conv'} {in_shape[0]}->{w.shape[1] if tr else w.shape[0]} "
+                 f"{in_shape[1]}x{in_shape[2]}->{y.shape[2]}x{y.shape[3]}")
+        cells = " ".join(f"{t * 1e3:>{wd}.2f} {100 * flops / t / peak:>4.0f}" for t, wd in zip(times, (11, 14, 15)))
+        print(f"{name:>5} {layer:>34} {flops / 1e9:>7.3f} {cells}")
+    cells = " ".join(f"{t * 1e3:>{wd}.2f} {100 * flops_all / t / peak:>4.0f}" for t, wd in zip(total, (11, 14, 15)))
+    print(f"{name:>5} {'all layers':>34} {flops_all / 1e9:>7.3f} {cells}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--net", choices=list(NETS), default="dcgan64")
@@ -60,6 +103,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--nchw", action="store_true", help="contiguous NCHW tensors instead of channels_last")
+    p.add_argument("--passes", action="store_true", help="also time each layer's forward, input gradient and "
+                   "weight gradient with PyTorch's kernels, as shares of the machine's matmul peak")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -71,7 +116,7 @@ def main() -> None:
     print(f"{'dtype':>5} {'layer':>34} {'positions':>9} {'kernel ms':>10} {'product ms':>11} {'faster':>8} "
           f"{'auto picks':>10}")
     for name in a.dtypes.split(","):
-        dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[name.strip()]
+        dtype = DTYPES[name.strip()]
         total = {"kernel": 0.0, "product": 0.0, "auto": 0.0}
         for m, in_shape in layers(a.net):
             tr = isinstance(m, nn.ConvTranspose2d)
@@ -97,6 +142,14 @@ def main() -> None:
                   f"{'product' if product < kernel else 'kernel':>8} {picks:>10}")
         print(f"{name:>5} {'all layers':>34} {'':>9} {total['kernel'] * 1e3:>10.2f} {total['product'] * 1e3:>11.2f} "
               f"{'':>8} {total['auto'] * 1e3:>7.2f} ms")
+    if a.passes:
+        from throughput import machine_peak  # benchmarks/throughput.py, beside this script
+        peak, peak_name, peaks = machine_peak(torch.device("cpu"), 2048)
+        measured = ", ".join(f"{k} {v / 1e12:.3f}" for k, v in peaks.items())
+        print(f"\neach pass with PyTorch's kernels; %: of the matmul peak measured now ({measured} TFLOP/s; "
+              f"the fastest, {peak_name}, counts)")
+        for name in a.dtypes.split(","):
+            passes(a.net, a.batch, DTYPES[name.strip()], fmt, a.repeats, peak, name.strip())
 
 
 if __name__ == "__main__":

@@ -36,6 +36,29 @@ def test_conv_weight_grad_benchmark_times_every_layer_both_ways():
     assert [row[0] for row in rows if row[1] == "all"] == ["bf16", "fp32"]
 
 
+def test_conv_weight_grad_passes_table_has_three_passes_per_layer_as_shares_of_the_peak():
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "conv_weight_grad.py"), "--net", "fashion",
+                        "--batch", "4", "--repeats", "1", "--threads", "1", "--dtypes", "fp32", "--passes"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    head = next(i for i, line in enumerate(lines) if "forward ms" in line)
+    assert "of the matmul peak measured now" in lines[head - 1] and "fp32" in lines[head - 1]
+    rows = [line.split() for line in lines[head + 1:]]
+    assert len(rows) == 6 + 1  # the fashion DCGAN's 3 + 3 convolutions, then the sum
+    for row in rows:
+        gflop, cells = float(row[-7]), [float(v) for v in row[-6:]]
+        ms, pct = cells[0::2], cells[1::2]
+        # the 128->1 head has 0.000 GFLOP at 3 decimals at batch 4, and so 0%: every pass still takes time
+        assert row[0] == "fp32" and gflop >= 0 and all(t > 0 for t in ms) and all(v >= 0 for v in pct), row
+        # each share is the layer's FLOPs (a backward pass computes as many as the forward) over the pass's time
+        # and the peak, so a pass that takes less than half another's time has at least its share
+        assert all(pct[i] >= pct[j] for i in range(3) for j in range(3) if ms[i] < 0.5 * ms[j]), row
+    assert rows[-1][1:3] == ["all", "layers"] and all(float(v) > 0 for v in rows[-1][-6:]), rows[-1]
+    for col in (-7, -6, -4, -2):  # GFLOP and the three passes' ms add up over the layers (each rounded)
+        assert abs(float(rows[-1][col]) - sum(float(row[col]) for row in rows[:-1])) < 0.04, col
+
+
 def test_bigan_benchmark_runs(tmp_path):
     tiny = ["train.kimg=0.256", "train.tick_kimg=0.128", "train.batch=32", "model.g_width=16", "model.d_width=16",
             "model.depth=2", "train.metrics=[]"]
