@@ -243,6 +243,7 @@ def plot(rows: list[dict], path: Path, preset: str, seeds: list[int] | None = No
 
     rows = [r for r in rows if r["preset"] == preset and (seeds is None or r["seed"] in seeds)]
     fig, axes = plt.subplots(1, len(METRICS), figsize=(5 * len(METRICS), 3.6))
+    fewer: list[str] = []
     for ax, m in zip(axes, METRICS):
         for key in sorted({(r["system"], r["threads"], _overrides(r)) for r in rows}):
             rs = [r for r in rows if (r["system"], r["threads"], _overrides(r)) == key]
@@ -253,6 +254,12 @@ def plot(rows: list[dict], path: Path, preset: str, seeds: list[int] | None = No
                             label=f"{key[0]}{' ' + key[2] if key[2] else ''}, {key[1]} "
                                   f"thread{'s' if key[1] > 1 else ''}")
             ax.fill_between(mins, [min(v) for v in vals], [max(v) for v in vals], color=line.get_color(), alpha=0.15)
+            for t, mu, v in zip(mins, mean, vals):  # a mean over fewer seeds than the line's others: say so
+                if len(v) < max(map(len, vals)):
+                    ax.annotate(f"{len(v)} seed{'s' if len(v) > 1 else ''}", (t, mu), textcoords="offset points",
+                                xytext=(4, 4), fontsize=7, color=line.get_color())
+                    if m == METRICS[0]:
+                        fewer.append(f"{line.get_label()} at {t:g} min: {len(v)} of {max(map(len, vals))} seeds")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks(sorted({r["minutes"] for r in rows}))
@@ -266,7 +273,7 @@ def plot(rows: list[dict], path: Path, preset: str, seeds: list[int] | None = No
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    print(f"wrote {path}")
+    print(f"wrote {path}" + (f" (points marked with their seed count: {'; '.join(fewer)})" if fewer else ""))
 
 
 def main(argv: list[str] | None = None) -> None:

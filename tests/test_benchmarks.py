@@ -260,3 +260,12 @@ def test_budget_benchmark_runs_both_systems_and_resumes(tmp_path):
         r = report("--systems", "ganforge", flag, value)
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, (flag, value, r.stderr)
         assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 3
+    # a point with fewer seeds than its line's others is marked with its count, and the report names it (rows copied
+    # from the reference's own with another seed and another budget: its line has 2 seeds at one budget, 1 at the other)
+    ref = next(row for row in rows if row["system"] == "reference")
+    with open(tmp_path / "results.jsonl", "a") as f:
+        f.write(json.dumps({**ref, "seed": 1}) + "\n" + json.dumps({**ref, "minutes": 0.1}) + "\n")
+    r = report("--plot", str(tmp_path / "all.png"))
+    assert r.returncode == 0 and (tmp_path / "all.png").stat().st_size > 1000, r.stdout + r.stderr
+    marked = r.stdout.split("points marked with their seed count: ")[-1]  # the line's label, then the point
+    assert marked.startswith("reference") and marked.strip().endswith(", 1 thread at 0.1 min: 1 of 2 seeds)"), r.stdout
