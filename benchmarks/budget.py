@@ -254,12 +254,13 @@ def plot(rows: list[dict], path: Path, preset: str, seeds: list[int] | None = No
                             label=f"{key[0]}{' ' + key[2] if key[2] else ''}, {key[1]} "
                                   f"thread{'s' if key[1] > 1 else ''}")
             ax.fill_between(mins, [min(v) for v in vals], [max(v) for v in vals], color=line.get_color(), alpha=0.15)
+            most = max(map(len, vals))
             for t, mu, v in zip(mins, mean, vals):  # a mean over fewer seeds than the line's others: say so
-                if len(v) < max(map(len, vals)):
+                if len(v) < most:
                     ax.annotate(f"{len(v)} seed{'s' if len(v) > 1 else ''}", (t, mu), textcoords="offset points",
                                 xytext=(4, 4), fontsize=7, color=line.get_color())
                     if m == METRICS[0]:
-                        fewer.append(f"{line.get_label()} at {t:g} min: {len(v)} of {max(map(len, vals))} seeds")
+                        fewer.append(f"{line.get_label()} at {t:g} min: {len(v)} of {most} seeds")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks(sorted({r["minutes"] for r in rows}))

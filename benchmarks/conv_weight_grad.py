@@ -59,6 +59,30 @@ def timed(fn, repeats: int) -> float:
     return (time.perf_counter() - t0) / repeats
 
 
+class Operands:
+    """One layer's tensors at its real shapes (input x, weight w, output y, an output gradient dy), its passes with
+    PyTorch's kernels, and its name for the tables."""
+
+    def __init__(self, m: nn.Module, in_shape: tuple[int, ...], batch: int, dtype: torch.dtype, fmt):
+        self.m, self.tr = m, isinstance(m, nn.ConvTranspose2d)
+        self.x = torch.randn(batch, *in_shape).to(dtype).contiguous(memory_format=fmt)
+        self.w = m.weight.detach().to(dtype)
+        self.y = self.forward()
+        self.dy = torch.randn_like(self.y).contiguous(memory_format=fmt)
+        self.name = (f"{'convT' if self.tr else 'conv'} {in_shape[0]}->{self.w.shape[1 if self.tr else 0]} "
+                     f"{in_shape[1]}x{in_shape[2]}->{self.y.shape[2]}x{self.y.shape[3]}")
+
+    def forward(self) -> torch.Tensor:
+        m = self.m
+        return (torch.nn.functional.conv_transpose2d(self.x, self.w, None, m.stride, m.padding, m.output_padding)
+                if self.tr else m._conv_forward(self.x, self.w, None))
+
+    def backward(self, mask: tuple[bool, bool, bool]):
+        m = self.m
+        return torch.ops.aten.convolution_backward(self.dy, self.x, self.w, None, m.stride, m.padding, m.dilation,
+                                                   self.tr, m.output_padding if self.tr else (0, 0), 1, mask)
+
+
 def passes(net: str, batch: int, dtype: torch.dtype, fmt, repeats: int, peak: float, name: str) -> None:
     """Forward, input gradient and weight gradient of every layer with PyTorch's kernels, ms and % of `peak`."""
     print(f"{'dtype':>5} {'layer':>34} {'GFLOP':>7} {'forward ms':>11} {'%':>4} {'input grad ms':>14} {'%':>4} "
@@ -66,31 +90,16 @@ def passes(net: str, batch: int, dtype: torch.dtype, fmt, repeats: int, peak: fl
     total = [0.0, 0.0, 0.0]
     flops_all = 0
     for m, in_shape in layers(net):
-        tr = isinstance(m, nn.ConvTranspose2d)
-        x = torch.randn(batch, *in_shape).to(dtype).contiguous(memory_format=fmt)
-        w = m.weight.detach().to(dtype)
-
-        def forward():
-            return (torch.nn.functional.conv_transpose2d(x, w, None, m.stride, m.padding, m.output_padding) if tr
-                    else m._conv_forward(x, w, None))
-
+        op = Operands(m, in_shape, batch, dtype, fmt)
         with FlopCounterMode(display=False) as fc:
-            y = forward()
+            op.forward()
         flops = fc.get_total_flops()  # each backward pass computes as many products as the forward
-        dy = torch.randn_like(y).contiguous(memory_format=fmt)
-
-        def backward(mask):
-            return torch.ops.aten.convolution_backward(dy, x, w, None, m.stride, m.padding, m.dilation, tr,
-                                                       m.output_padding if tr else (0, 0), 1, mask)
-
-        times = [timed(forward, repeats), timed(lambda: backward((True, False, False)), repeats),
-                 timed(lambda: backward((False, True, False)), repeats)]
+        times = [timed(op.forward, repeats), timed(lambda: op.backward((True, False, False)), repeats),
+                 timed(lambda: op.backward((False, True, False)), repeats)]
         total = [t + s for t, s in zip(total, times)]
         flops_all += flops
-        layer = (f"{'convT' if tr else 'conv'} {in_shape[0]}->{w.shape[1] if tr else w.shape[0]} "
-                 f"{in_shape[1]}x{in_shape[2]}->{y.shape[2]}x{y.shape[3]}")
         cells = " ".join(f"{t * 1e3:>{wd}.2f} {100 * flops / t / peak:>4.0f}" for t, wd in zip(times, (11, 14, 15)))
-        print(f"{name:>5} {layer:>34} {flops / 1e9:>7.3f} {cells}")
+        print(f"{name:>5} {op.name:>34} {flops / 1e9:>7.3f} {cells}")
     cells = " ".join(f"{t * 1e3:>{wd}.2f} {100 * flops_all / t / peak:>4.0f}" for t, wd in zip(total, (11, 14, 15)))
     print(f"{name:>5} {'all layers':>34} {flops_all / 1e9:>7.3f} {cells}")
 
@@ -119,16 +128,10 @@ def main() -> None:
         dtype = DTYPES[name.strip()]
         total = {"kernel": 0.0, "product": 0.0, "auto": 0.0}
         for m, in_shape in layers(a.net):
-            tr = isinstance(m, nn.ConvTranspose2d)
-            x = torch.randn(a.batch, *in_shape).to(dtype).contiguous(memory_format=fmt)
-            w = m.weight.detach().to(dtype)
-            y = m._conv_forward(x, w, None) if not tr else torch.nn.functional.conv_transpose2d(
-                x, w, None, m.stride, m.padding, m.output_padding)
-            dy = torch.randn_like(y).contiguous(memory_format=fmt)
-            kernel = timed(lambda: torch.ops.aten.convolution_backward(
-                dy, x, w, None, m.stride, m.padding, m.dilation, tr, m.output_padding if tr else (0, 0), 1,
-                (False, True, False)), a.repeats)
-            product = timed(lambda: convgrad.gemm_weight_grad(x, dy, tuple(w.shape), m.stride, m.padding, tr),
+            op = Operands(m, in_shape, a.batch, dtype, fmt)
+            tr, x, dy = op.tr, op.x, op.dy
+            kernel = timed(lambda: op.backward((False, True, False)), a.repeats)
+            product = timed(lambda: convgrad.gemm_weight_grad(x, dy, tuple(op.w.shape), m.stride, m.padding, tr),
                             a.repeats)
             rows = x if tr else dy
             pos = rows.shape[2] * rows.shape[3]
@@ -136,9 +139,7 @@ def main() -> None:
             total["kernel"] += kernel
             total["product"] += product
             total["auto"] += product if picks == "product" else kernel
-            layer = (f"{'convT' if tr else 'conv'} {in_shape[0]}->{w.shape[1] if tr else w.shape[0]} "
-                     f"{in_shape[1]}x{in_shape[2]}->{y.shape[2]}x{y.shape[3]}")
-            print(f"{name:>5} {layer:>34} {pos:>9} {kernel * 1e3:>10.2f} {product * 1e3:>11.2f} "
+            print(f"{name:>5} {op.name:>34} {pos:>9} {kernel * 1e3:>10.2f} {product * 1e3:>11.2f} "
                   f"{'product' if product < kernel else 'kernel':>8} {picks:>10}")
         print(f"{name:>5} {'all layers':>34} {'':>9} {total['kernel'] * 1e3:>10.2f} {total['product'] * 1e3:>11.2f} "
               f"{'':>8} {total['auto'] * 1e3:>7.2f} ms")
